@@ -1,0 +1,129 @@
+"""Ingest and read throughput of a running IHS server, on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/ingest.py [--backend sqlite|postgresql|both] [--workers 2] [--clients 4]
+
+Starts `ihs serve` for each backend on an empty database, POSTs the 100-patient Synthea
+transaction bundles (38,970 resources) from several concurrent clients and prints
+`ingest <backend>: N resources/s`; then `GET Patient/[id]` from several concurrent client
+processes and prints `reads <backend>: N reads/s`, with the ratio to `GET /healthz` (a request
+that touches the database but no resource) as the same-run baseline.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import multiprocessing
+import os
+import random
+import sys
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.server_process import ServerProcess  # noqa: E402
+
+DATA = Path(os.environ.get("IHS_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SYNTHEA = DATA / "synthea-r4-bulk-data-server-100p.tar.gz"
+POSTGRES = os.environ.get("IHS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def synthea_bundles() -> list[bytes]:
+    with tarfile.open(SYNTHEA) as archive:
+        members = sorted((m for m in archive.getmembers() if m.isfile() and m.name.endswith(".json")),
+                         key=lambda m: (0 if "Information" in m.name else 1, m.name))
+        return [archive.extractfile(m).read() for m in members]
+
+
+def post(port: int, body: bytes) -> tuple[int, int]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    conn.request("POST", "/", body, {"Content-Type": "application/fhir+json"})
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"POST / answered {response.status}: {payload[:500]!r}")
+    return len(orjson.loads(payload)["entry"]), response.status
+
+
+def ingest(port: int, bundles: list[bytes], clients: int) -> tuple[int, float]:
+    # Shared organizations and practitioners first, as a hospital would register them.
+    head = [b for b in bundles[:2]]
+    started = time.perf_counter()
+    stored = sum(post(port, b)[0] for b in head)
+    with ThreadPoolExecutor(clients) as pool:
+        stored += sum(n for n, _ in pool.map(lambda b: post(port, b), bundles[2:]))
+    return stored, time.perf_counter() - started
+
+
+def _reader(args) -> int:
+    port, paths, seconds = args
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    done, rng = 0, random.Random(os.getpid())
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        conn.request("GET", rng.choice(paths))
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET answered {response.status}")
+        done += 1
+    return done
+
+
+def reads_per_second(port: int, paths: list[str], clients: int, seconds: float = 8) -> float:
+    with multiprocessing.Pool(clients) as pool:
+        counts = pool.map(_reader, [(port, paths, seconds)] * clients)
+    return sum(counts) / seconds
+
+
+def patient_paths(port: int) -> list[str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/Patient/_history?_count=1000")
+    bundle = orjson.loads(conn.getresponse().read())
+    return [f"/Patient/{e['resource']['id']}" for e in bundle["entry"] if "resource" in e]
+
+
+def run(backend: str, workers: int, clients: int, bundles: list[bytes]) -> None:
+    if backend == "postgresql":
+        from ihs.store.store import Store
+        store = Store(POSTGRES)
+        store.drop_schema()
+        store.dispose()
+        url = POSTGRES
+    else:
+        path = Path("bench/out/ingest.db")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        url = f"sqlite:///{path}"
+    server = ServerProcess(url, workers=workers).start()
+    try:
+        stored, seconds = ingest(server.port, bundles, clients)
+        print(f"ingest {backend}: {stored / seconds:,.0f} resources/s ({stored} resources in {seconds:.1f} s, "
+              f"{workers} workers, {clients} clients)", flush=True)
+        paths = patient_paths(server.port)
+        baseline = reads_per_second(server.port, ["/healthz"], clients)
+        reads = reads_per_second(server.port, paths, clients)
+        print(f"reads {backend}: {reads:,.0f} reads/s (GET Patient/id, {clients} clients; "
+              f"baseline GET /healthz {baseline:,.0f}/s, ratio {reads / baseline:.2f})", flush=True)
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    bundles = synthea_bundles()
+    for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
+        run(backend, args.workers, args.clients, bundles)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The FHIR search engine: query parsing against the SearchParameter registry, compiled to SQL.
+
+- `search(uow, res_type, query, ...)` answers a search with a page of matches, the total and the
+  _include/_revinclude resources (ihs/api/searching.py turns it into a Bundle);
+- `find(uow, res_type, query, limit=...)` is the same search for conditional create, update, delete
+  and conditional references;
+- `supported_params(res_type)` lists what the engine answers, for the CapabilityStatement.
+
+Modules: values (value syntax), query (names, modifiers, chains, result parameters), terminology
+(:in, :above, ...), conditions (one parameter test as SQL), where (criteria, chains, _has,
+compartments, _sort), includes, run (paging, totals), custom (user-defined SearchParameters).
+"""
+from __future__ import annotations
+
+from ihs.fhir.errors import FhirError
+from ihs.fhir.searchparams import registry
+from ihs.store.search.query import composite_types
+from ihs.store.search.run import SearchResult, search
+from ihs.store.store import StoredResource, UnitOfWork
+
+__all__ = ["find", "search", "supported_params", "SearchResult"]
+
+
+def find(uow: UnitOfWork, res_type: str, query: list[tuple[str, str]], *, limit: int = 100) -> list[StoredResource]:
+    """Current resources of `res_type` matching `query` (any search), at most `limit` of them."""
+    criteria = [(name, value) for name, value in query if name not in ("_count", "_offset", "_total")]
+    result = search(uow, res_type, criteria + [("_count", str(limit)), ("_total", "none")])
+    if result.warnings:
+        raise FhirError("; ".join(w.diagnostics for w in result.warnings), code="incomplete")
+    return result.matches
+
+
+def supported_params(res_type: str) -> list[tuple[str, str, str | None]]:
+    """(code, type, definition url) of every search parameter this engine answers for `res_type`."""
+    params = []
+    for param in registry().params_for(res_type).values():
+        if _answerable(param):
+            params.append((param.code, param.type, param.url))
+    return sorted(params)
+
+
+def _answerable(param) -> bool:
+    if param.code in ("_id", "_lastUpdated"):
+        return True
+    if not param.indexed:
+        return False
+    if param.type == "composite":
+        try:
+            composite_types(param)
+        except ValueError:
+            return False
+    return True

@@ -1,0 +1,245 @@
+"""One parameter test (a `Leaf`) compiled to a SQL condition over the idx_* tables.
+
+Every test has the shape `resources.rid IN (SELECT rid FROM idx_<type> WHERE res_type = ? AND
+param = ? AND (<value match> OR <value match> ...))` -- or NOT IN for :not, :not-in and
+:missing=true -- so one main index per table serves it (docs/storage.md). `_id` and
+`_lastUpdated` are answered from the resources table itself.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from sqlalchemy import and_, false, literal, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from ihs.fhir.indexing import UCUM
+from ihs.store.schema import INDEX_TABLES
+from ihs.store.search import values as v
+from ihs.store.search.query import Leaf, composite_types
+
+
+def type_filter(column, types: Sequence[str] | None) -> ColumnElement:
+    if types is None:
+        return true()
+    return column == types[0] if len(types) == 1 else column.in_(list(types))
+
+
+def leaf_condition(leaf: Leaf, r, types: Sequence[str] | None) -> ColumnElement:
+    """The condition on the resources alias `r` for `leaf`; `types` limits the index rows (None: any)."""
+    code = leaf.param.code
+    if code == "_id":
+        return _id_condition(leaf, r)
+    if code == "_lastUpdated":
+        return _last_updated_condition(leaf, r)
+    table_name, param_name = _table_of(leaf)
+    table = INDEX_TABLES[table_name]
+    c = table.c
+    rows = select(c.rid).where(type_filter(c.res_type, types), c.param == param_name)
+    if leaf.modifier == "missing":
+        return r.c.rid.notin_(rows) if leaf.values[0] else r.c.rid.in_(rows)
+    matches = [_match(leaf, c, value) for value in leaf.values]
+    rows = rows.where(or_(*matches) if len(matches) > 1 else matches[0])
+    if leaf.modifier in ("not", "not-in"):
+        return r.c.rid.notin_(rows)
+    return r.c.rid.in_(rows)
+
+
+def _table_of(leaf: Leaf) -> tuple[str, str]:
+    code, kind = leaf.param.code, leaf.param.type
+    if leaf.modifier == "identifier":
+        return "token", code + ":identifier"
+    if leaf.modifier == "of-type":
+        return "token", code + ":of-type"
+    return kind, code
+
+
+def _match(leaf: Leaf, c, value) -> ColumnElement:
+    kind, modifier = leaf.param.type, leaf.modifier
+    if kind == "string":
+        if modifier == "exact":
+            return c.exact == value
+        return contains(c.value, value) if modifier == "contains" else starts_with(c.value, value)
+    if modifier == "identifier":
+        return token_match(c.system, c.code, value)
+    if kind == "token":
+        if modifier == "text":
+            return or_(starts_with(c.text, value), contains(c.text, " " + value))
+        if modifier == "of-type":
+            type_token, identifier = value
+            return and_(c.system == type_token.system, c.code == f"{type_token.code}|{identifier}")
+        if modifier in ("in", "not-in", "above", "below"):
+            return coded_in(c.system, c.code, value)
+        return token_match(c.system, c.code, value)
+    if kind == "reference":
+        return reference_match(c, value, leaf.target_type)
+    if kind == "date":
+        return date_match(c.low, c.high, value)
+    if kind == "number":
+        return number_match(c.value, value)
+    if kind == "quantity":
+        return quantity_match(c, value)
+    if kind == "uri":
+        return uri_match(c.uri, value, modifier)
+    if kind == "composite":
+        return composite_match(leaf, c, value)
+    raise ValueError(f"no SQL for {kind} parameters")
+
+
+# ---------------------------------------------------------------------------- per type
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def starts_with(column, prefix: str) -> ColumnElement:
+    """Prefix match that a B-tree index serves on both backends: a range, then LIKE for exactness."""
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return and_(column >= prefix, column < upper, column.like(_like_escape(prefix) + "%", escape="\\"))
+
+
+def contains(column, text: str) -> ColumnElement:
+    return column.like("%" + _like_escape(text) + "%", escape="\\")
+
+
+def token_match(system_col, code_col, token: v.Token) -> ColumnElement:
+    conditions = []
+    if token.system is not None:
+        conditions.append(system_col.is_(None) if token.system == "" else system_col == token.system)
+    if token.code is not None:
+        conditions.append(code_col == token.code)
+    return and_(*conditions) if conditions else true()
+
+
+def coded_in(system_col, code_col, codes_by_system: dict) -> ColumnElement:
+    """(system, code) in a set given as system -> codes (system None: any system)."""
+    groups = []
+    for system, codes in sorted(codes_by_system.items(), key=lambda item: item[0] or ""):
+        in_codes = code_col.in_(sorted(codes))
+        groups.append(in_codes if system is None else and_(system_col == system, in_codes))
+    return or_(*groups) if groups else false()
+
+
+def reference_match(c, ref: v.Reference, target_type: str | None) -> ColumnElement:
+    if ref.url is not None:
+        return c.url == ref.url
+    wanted = ref.type or target_type
+    if ref.type and target_type and ref.type != target_type:
+        return false()
+    if wanted:
+        return and_(c.target_id == ref.id, c.target_type == wanted)
+    return c.target_id == ref.id
+
+
+def date_match(low, high, d: v.DateRange, now: int | None = None) -> ColumnElement:
+    """The R4 prefix semantics over the stored range [low, high) and the searched range [ps, pe)."""
+    ps, pe = d.low, d.high
+    p = d.prefix
+    if p == "eq":
+        return and_(low >= ps, low < pe, high <= pe)
+    if p == "ne":
+        return or_(low < ps, high > pe)
+    if p == "gt":
+        return high > pe
+    if p == "lt":
+        return low < ps
+    if p == "ge":
+        return and_(high > ps, or_(high > pe, and_(low >= ps, high <= pe)))
+    if p == "le":
+        return and_(low < pe, or_(low < ps, and_(low >= ps, high <= pe)))
+    if p == "sa":
+        return low >= pe
+    if p == "eb":
+        return high <= ps
+    a, b = v.approximate(ps, pe, now if now is not None else v.now_micros())
+    return and_(low < b, high > a)
+
+
+def number_match(column, n: v.Number) -> ColumnElement:
+    p = n.prefix
+    if p == "eq":
+        return and_(column >= n.low, column < n.high)
+    if p == "ne":
+        return or_(column < n.low, column >= n.high)
+    if p in ("gt", "sa"):
+        return column > n.value
+    if p in ("lt", "eb"):
+        return column < n.value
+    if p == "ge":
+        return column >= n.value
+    if p == "le":
+        return column <= n.value
+    margin = abs(n.value) * 0.1
+    return and_(column >= n.value - margin, column <= n.value + margin)
+
+
+def quantity_match(c, q: v.Quantity) -> ColumnElement:
+    canonical = q.canonical()
+    if canonical:
+        number, unit = canonical
+        return and_(c.canonical_code == unit, number_match(c.canonical_value, number))
+    conditions = [number_match(c.value, q.number)]
+    if q.system:
+        conditions.append(c.system == q.system)
+    if q.code:
+        conditions.append(c.code == q.code)
+    return and_(*conditions)
+
+
+def uri_prefixes(uri: str) -> list[str]:
+    """The uri and every prefix of it ending before a '/' (what :above matches)."""
+    start = uri.find("://")
+    start = start + 3 if start >= 0 else 0
+    found = [uri[:i] for i in range(start, len(uri)) if uri[i] == "/" and i > start]
+    return found + [uri[:i + 1] for i in range(start, len(uri)) if uri[i] == "/" and i > start] + [uri]
+
+
+def uri_match(column, uri: str, modifier: str | None) -> ColumnElement:
+    if modifier == "below":
+        return starts_with(column, uri)
+    if modifier == "above":
+        return column.in_(sorted(set(uri_prefixes(uri))))
+    return column == uri
+
+
+def composite_match(leaf: Leaf, c, value) -> ColumnElement:
+    a, b = value
+    _, second = composite_types(leaf.param)
+    first = token_match(c.a_system, c.a_code, a)
+    if second == "token":
+        return and_(first, token_match(c.b_system, c.b_code, b))
+    if second in ("reference", "uri"):
+        return and_(first, c.b_code == b)
+    if second == "string":
+        return and_(first, starts_with(c.b_string, b))
+    if second == "number":
+        return and_(first, number_match(c.b_low, b))
+    if second == "date":
+        return and_(first, date_match(c.b_low, c.b_high, b))
+    canonical = b.canonical()
+    if canonical:
+        number, unit = canonical
+        return and_(first, c.b_system == UCUM, c.b_code == unit, number_match(c.b_low, number))
+    conditions = [first, number_match(c.b_low, b.number)]
+    if b.system:
+        conditions.append(c.b_system == b.system)
+    if b.code:
+        conditions.append(c.b_code == b.code)
+    return and_(*conditions)
+
+
+# ---------------------------------------------------------------------------- resource columns
+
+def _id_condition(leaf: Leaf, r) -> ColumnElement:
+    if leaf.modifier == "missing":
+        return false() if leaf.values[0] else true()
+    ids = sorted({token.code for token in leaf.values if token.code})
+    condition = r.c.res_id.in_(ids)
+    return ~condition if leaf.modifier == "not" else condition
+
+
+def _last_updated_condition(leaf: Leaf, r) -> ColumnElement:
+    if leaf.modifier == "missing":
+        return false() if leaf.values[0] else true()
+    # an instant of microsecond precision covers [t, t + 1)
+    high = r.c.last_updated + literal(1)
+    return or_(*(date_match(r.c.last_updated, high, d) for d in leaf.values))
