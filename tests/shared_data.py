@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import os
+import tarfile
+from functools import lru_cache
 from pathlib import Path
+
+import orjson
 
 import pytest
 
@@ -17,3 +21,30 @@ def shared_file(name: str) -> Path:
             pytest.fail(f"{path} is missing; CI must run beside ../shared/data")
         pytest.skip(f"external test data {path} is not present (clone ../shared beside the repository)")
     return path
+
+
+DEFINITIONAL_CATEGORIES = {"Foundation.Conformance", "Foundation.Terminology"}
+CATEGORY_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-category"
+
+
+@lru_cache(maxsize=1)
+def r4_examples() -> dict[str, dict]:
+    """Every resource of HL7's R4 examples package, by file name."""
+    resources = {}
+    with tarfile.open(shared_file("hl7.fhir.r4.examples-4.0.1.tgz")) as tar:
+        for member in tar:
+            name = member.name.rsplit("/", 1)[-1]
+            if member.isfile() and name.endswith(".json") and name != "package.json":
+                resources[name] = orjson.loads(tar.extractfile(member).read())
+    return resources
+
+
+def r4_definitional_types() -> set[str]:
+    """Resource types whose StructureDefinition puts them in the Conformance or Terminology category."""
+    found = set()
+    for resource in r4_examples().values():
+        if resource["resourceType"] == "StructureDefinition" and resource.get("kind") == "resource":
+            categories = {x.get("valueString") for x in resource.get("extension", []) if x["url"] == CATEGORY_EXT}
+            if categories & DEFINITIONAL_CATEGORIES:
+                found.add(resource["type"])
+    return found

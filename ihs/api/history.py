@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from ihs.fhir.dates import parse_instant_param
 from ihs.fhir.errors import FhirError, NotFound
+from ihs.fhir.indexing import date_bounds
 from ihs.store.store import UnitOfWork, instant
 
 DEFAULT_COUNT = 50
@@ -38,6 +38,14 @@ def bundle(uow: UnitOfWork, params, base: str, res_type: str | None = None, res_
                              "etag": v.etag, "lastModified": instant(v.last_updated)}
         entries.append(entry)
     return {"resourceType": "Bundle", "type": "history", "total": total, "link": links, "entry": entries}
+
+
+def parse_instant_param(name: str, value: str) -> int:
+    """The start of a date or instant given as a query parameter, or a 400 naming the parameter."""
+    bounds = date_bounds(value)
+    if bounds is None:
+        raise FhirError(f"{name} must be a FHIR instant such as 2024-01-31T08:00:00Z, not '{value}'", expression=name)
+    return bounds[0]
 
 
 def _int_param(params, name: str, default: int, low: int, high: int) -> int:

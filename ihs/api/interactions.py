@@ -47,7 +47,7 @@ def parse_query(query: str) -> list[tuple[str, str]]:
     return parse_qsl(query, keep_blank_values=True)
 
 
-def _check_body(res_type: str, resource: dict, res_id: str | None = None) -> None:
+def _check_body(res_type: str, resource: dict, res_id: str | None = None, *, validated: bool = False) -> None:
     if not isinstance(resource, dict):
         raise FhirError("the request body must be a JSON object holding a FHIR resource")
     if resource.get("resourceType") != res_type:
@@ -56,7 +56,8 @@ def _check_body(res_type: str, resource: dict, res_id: str | None = None) -> Non
     if res_id is not None and resource.get("id") != res_id:
         raise FhirError(f"the body's id '{resource.get('id')}' must equal the id in the URL, '{res_id}'",
                         expression=f"{res_type}.id")
-    validation.validate(resource)
+    if not validated:
+        validation.validate(resource)
 
 
 def _check_version(current: StoredResource, if_match: str | None) -> None:
@@ -80,14 +81,15 @@ def _single_match(uow: UnitOfWork, res_type: str, query: str, what: str) -> Stor
 
 
 def create(uow: UnitOfWork, res_type: str, resource: dict, *, if_none_exist: str | None = None,
-           method: str = "POST", assigned_id: str | None = None) -> Outcome:
+           method: str = "POST", assigned_id: str | None = None, validated: bool = False) -> Outcome:
     """create, or conditional create when `if_none_exist` holds search criteria.
 
-    The server assigns the id; a transaction passes `assigned_id` when it chose one up front.
+    The server assigns the id; a transaction passes `assigned_id` when it chose one up front, and
+    `validated` when it already validated the resource outside its write lock.
     """
     check_type(res_type)
     resource.pop("id", None)
-    _check_body(res_type, resource)
+    _check_body(res_type, resource, validated=validated)
     if assigned_id:
         resource["id"] = assigned_id
     if if_none_exist:
@@ -120,11 +122,11 @@ def vread(uow: UnitOfWork, res_type: str, res_id: str, version: str) -> Outcome:
 
 
 def update(uow: UnitOfWork, res_type: str, res_id: str, resource: dict, *, if_match: str | None = None,
-           method: str = "PUT") -> Outcome:
+           method: str = "PUT", validated: bool = False) -> Outcome:
     """update, or create-on-update with a client-chosen id when the resource does not exist."""
     check_type(res_type)
     check_id(res_id)
-    _check_body(res_type, resource, res_id)
+    _check_body(res_type, resource, res_id, validated=validated)
     current = uow.current(res_type, res_id)
     if current is None:
         if if_match is not None:

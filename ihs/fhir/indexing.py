@@ -13,7 +13,7 @@ IndexRows layout (ihs/fhir/index_rows.py). Conventions the layout leaves open:
 - a Period without start or end is open: low = FAR_PAST, high = FAR_FUTURE;
 - a Range gives two rows (low and high) for number and quantity parameters;
 - quantities carry their UCUM canonical form (`canonical_quantity`); a composite's quantity
-  component gives a second row in canonical units when they differ;
+  component gives a second row in canonical units when they differ, marked b_string = CANONICAL_ROW;
 - composites with more than two components (MolecularSequence coordinates) are not indexed:
   the composite table holds a pair.
 """
@@ -50,8 +50,14 @@ def _fold(ch: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", ch) if unicodedata.category(c) != "Mn").lower()
 
 
+# Text longer than this is indexed by its beginning: searches match on the first 200 characters.
+INDEXED_TEXT_MAX = 200
+
+
 def normalize(text: str) -> str:
     """Text as string search compares it: lower case, accents removed (NFKD), CJK characters kept."""
+    if len(text) > INDEXED_TEXT_MAX:
+        text = text[:INDEXED_TEXT_MAX]
     if text.isascii():
         return text.lower()
     return "".join(ch if ch < "\x80" else _fold(ch) for ch in text).lower()
@@ -133,6 +139,8 @@ def _period_bounds(period: dict) -> tuple[int, int] | None:
 # ---------------------------------------------------------------------------- quantities
 
 UCUM = "http://unitsofmeasure.org"
+# b_string of the extra composite row that restates a quantity component in canonical units
+CANONICAL_ROW = "canonical"
 # UCUM code -> (canonical code, factor, offset): canonical value = value * factor + offset
 _UCUM_CANONICAL = {
     "g": ("g", 1.0, 0.0), "kg": ("g", 1e3, 0.0), "mg": ("g", 1e-3, 0.0), "ug": ("g", 1e-6, 0.0),
@@ -195,7 +203,7 @@ def _quantity_row(code: str, quantity: dict, system: str | None = None, unit: st
 def _string_primitive(code, values, rows):
     for value in values:
         if isinstance(value, str):
-            rows.string.append((code, normalize(value), value))
+            rows.string.append((code, normalize(value), value[:INDEXED_TEXT_MAX]))
 
 
 def _string_parts(fields: tuple[str, ...]) -> Converter:
@@ -205,7 +213,7 @@ def _string_parts(fields: tuple[str, ...]) -> Converter:
                 part = value.get(field)
                 for text in (part if isinstance(part, list) else (part,)):
                     if isinstance(text, str):
-                        rows.string.append((code, normalize(text), text))
+                        rows.string.append((code, normalize(text), text[:INDEXED_TEXT_MAX]))
     return convert
 
 
@@ -396,7 +404,7 @@ def _component_pairs(param_type: str, scratch: IndexRows) -> list[tuple]:
         for _, value, system, unit, canonical, canonical_unit in scratch.quantity:
             pairs.append((system, unit, value, value, None))
             if canonical_unit and (canonical_unit != unit or canonical != value):
-                pairs.append((UCUM, canonical_unit, canonical, canonical, None))
+                pairs.append((UCUM, canonical_unit, canonical, canonical, CANONICAL_ROW))
         return pairs
     if param_type == "date":
         return [(None, None, low, high, None) for _, low, high in scratch.date]

@@ -36,7 +36,7 @@ def make_engine(url: str | None = None, *, pool_size: int = 8) -> Engine:
                                connect_args={"check_same_thread": False, "timeout": 60})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=16, pool_pre_ping=True,
+    return create_engine(url, pool_size=pool_size, max_overflow=16, pool_recycle=1800,
                          json_serializer=_json_passthrough, json_deserializer=orjson.loads)
 
 

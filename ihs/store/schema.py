@@ -15,8 +15,9 @@ metadata = MetaData()
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants a bigint identity.
 RowId = BigInteger().with_variant(Integer(), "sqlite")
-# Resource JSON: text in SQLite, JSONB in PostgreSQL (queryable by analytics and ad-hoc SQL).
-Content = Text().with_variant(postgresql.JSONB(), "postgresql")
+# Resource JSON: text in SQLite; in PostgreSQL the json type, which checks the JSON and supports the
+# JSON operators but keeps the text as written (jsonb would rewrite numbers such as FHIR decimals).
+Content = Text().with_variant(postgresql.JSON(), "postgresql")
 # Times are integer microseconds since the epoch, UTC: exact, portable, and range-comparable.
 Micros = BigInteger
 
@@ -86,13 +87,13 @@ def _index_table(name: str, *columns: Column, indexes: list[tuple[str, ...]]) ->
 
 
 idx_string = _index_table(
-    "string", Column("value", String(400)), Column("exact", String(400)),
+    "string", Column("value", Text), Column("exact", Text),
     indexes=[("res_type", "param", "value")])
 idx_token = _index_table(
-    "token", Column("system", String(400)), Column("code", String(400)), Column("text", String(400)),
+    "token", Column("system", Text), Column("code", Text), Column("text", Text),
     indexes=[("res_type", "param", "code", "system")])
 idx_reference = _index_table(
-    "reference", Column("target_type", String(64)), Column("target_id", String(400)), Column("url", String(1000)),
+    "reference", Column("target_type", String(64)), Column("target_id", Text), Column("url", Text),
     indexes=[("res_type", "param", "target_id", "target_type"), ("target_id", "target_type")])
 idx_date = _index_table(
     "date", Column("low", Micros), Column("high", Micros),
@@ -101,16 +102,16 @@ idx_number = _index_table(
     "number", Column("value", Float),
     indexes=[("res_type", "param", "value")])
 idx_quantity = _index_table(
-    "quantity", Column("value", Float), Column("system", String(400)), Column("code", String(100)),
+    "quantity", Column("value", Float), Column("system", Text), Column("code", Text),
     Column("canonical_value", Float), Column("canonical_code", String(100)),
     indexes=[("res_type", "param", "canonical_code", "canonical_value"), ("res_type", "param", "value")])
 idx_uri = _index_table(
-    "uri", Column("uri", String(1000)),
+    "uri", Column("uri", Text),
     indexes=[("res_type", "param", "uri")])
 idx_composite = _index_table(
-    "composite", Column("a_system", String(400)), Column("a_code", String(400)),
-    Column("b_system", String(400)), Column("b_code", String(400)),
-    Column("b_low", Float), Column("b_high", Float), Column("b_string", String(400)),
+    "composite", Column("a_system", Text), Column("a_code", Text),
+    Column("b_system", Text), Column("b_code", Text),
+    Column("b_low", Float), Column("b_high", Float), Column("b_string", Text),
     indexes=[("res_type", "param", "a_code", "b_code")])
 
 INDEX_TABLES: dict[str, Table] = {

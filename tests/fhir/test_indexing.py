@@ -11,8 +11,8 @@ import pytest
 from ihs.fhir import indexing
 from ihs.fhir.definitions import search_parameters
 from ihs.fhir.fhirpath_compile import compile_fast, compile_fhirpath
-from ihs.fhir.indexing import (FAR_FUTURE, FAR_PAST, UCUM, canonical_quantity, date_bounds, extract, extractors,
-                               normalize)
+from ihs.fhir.indexing import (CANONICAL_ROW, FAR_FUTURE, FAR_PAST, UCUM, canonical_quantity, date_bounds, extract,
+                               extractors, normalize)
 from ihs.fhir.searchparams import Registry, registry
 from tests.shared_data import shared_file
 
@@ -263,7 +263,7 @@ def test_code_value_quantity_pairs_code_and_value_with_canonical_row():
               "valueQuantity": {"value": 72.5, "system": UCUM, "code": "kg"}}
     assert rows_of(weight, "composite", "code-value-quantity") == [
         (LOINC, "29463-7", UCUM, "kg", 72.5, 72.5, None),
-        (LOINC, "29463-7", UCUM, "g", 72500.0, 72500.0, None)]
+        (LOINC, "29463-7", UCUM, "g", 72500.0, 72500.0, CANONICAL_ROW)]
 
 
 def test_component_code_value_quantity_pairs_within_each_component():

@@ -13,12 +13,10 @@ import pytest
 from ihs.fhir import definitions
 from ihs.fhir.errors import InvalidResource
 from ihs.fhir.validation import MAX_ISSUES, issues, resource_types, validate
-from tests.shared_data import shared_file
+from tests.shared_data import r4_definitional_types, r4_examples, shared_file
 
 EXCEPTIONS = json.loads((Path(__file__).parent / "validation_exceptions.json").read_text())
 # the resource categories whose instances define the specification rather than record care
-DEFINITIONAL_CATEGORIES = {"Foundation.Conformance", "Foundation.Terminology"}
-CATEGORY_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-category"
 XHTML = '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'
 
 
@@ -30,26 +28,12 @@ def expressions(resource: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def package() -> dict[str, dict]:
-    """Every resource of the R4 examples package, by file name."""
-    resources = {}
-    with tarfile.open(shared_file("hl7.fhir.r4.examples-4.0.1.tgz")) as tar:
-        for member in tar:
-            name = member.name.rsplit("/", 1)[-1]
-            if member.isfile() and name.endswith(".json") and name != "package.json":
-                resources[name] = orjson.loads(tar.extractfile(member).read())
-    return resources
+    return r4_examples()
 
 
 @pytest.fixture(scope="module")
 def definitional_types(package) -> set[str]:
-    """Resource types whose StructureDefinition puts them in the Conformance or Terminology category."""
-    found = set()
-    for resource in package.values():
-        if resource["resourceType"] == "StructureDefinition" and resource.get("kind") == "resource":
-            categories = {x.get("valueString") for x in resource.get("extension", []) if x["url"] == CATEGORY_EXT}
-            if categories & DEFINITIONAL_CATEGORIES:
-                found.add(resource["type"])
-    return found
+    return r4_definitional_types()
 
 
 def split(package, definitional_types, definitional: bool) -> dict[str, dict]:

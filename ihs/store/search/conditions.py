@@ -12,7 +12,7 @@ from typing import Sequence
 from sqlalchemy import and_, false, literal, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
-from ihs.fhir.indexing import UCUM
+from ihs.fhir.indexing import CANONICAL_ROW, UCUM
 from ihs.store.schema import INDEX_TABLES
 from ihs.store.search import values as v
 from ihs.store.search.query import Leaf, composite_types
@@ -111,11 +111,15 @@ def token_match(system_col, code_col, token: v.Token) -> ColumnElement:
 
 
 def coded_in(system_col, code_col, codes_by_system: dict) -> ColumnElement:
-    """(system, code) in a set given as system -> codes (system None: any system)."""
+    """(system, code) in a set given as system -> codes (system None: any system).
+
+    A value without a system (a `code` element, whose system its binding implies) matches by code.
+    """
     groups = []
     for system, codes in sorted(codes_by_system.items(), key=lambda item: item[0] or ""):
         in_codes = code_col.in_(sorted(codes))
-        groups.append(in_codes if system is None else and_(system_col == system, in_codes))
+        groups.append(in_codes if system is None else
+                      and_(or_(system_col == system, system_col.is_(None)), in_codes))
     return or_(*groups) if groups else false()
 
 
@@ -219,7 +223,8 @@ def composite_match(leaf: Leaf, c, value) -> ColumnElement:
     if canonical:
         number, unit = canonical
         return and_(first, c.b_system == UCUM, c.b_code == unit, number_match(c.b_low, number))
-    conditions = [first, number_match(c.b_low, b.number)]
+    # without a unit the number is compared as written, not with the restatement in canonical units
+    conditions = [first, number_match(c.b_low, b.number), or_(c.b_string.is_(None), c.b_string != CANONICAL_ROW)]
     if b.system:
         conditions.append(c.b_system == b.system)
     if b.code:

@@ -25,10 +25,11 @@ class Overflow(Exception):
 
 
 def resolve(uow: UnitOfWork, directives: list[Include], matches: list[StoredResource], *,
-            limit: int = MAX_INCLUDED) -> list[StoredResource]:
+            limit: int | None = None) -> list[StoredResource]:
     """The resources `directives` add to `matches`, without duplicates, in the order found."""
     if not directives or not matches:
         return []
+    limit = MAX_INCLUDED if limit is None else limit
     seen = {(m.type, m.id) for m in matches}
     included: list[StoredResource] = []
     sources, first = list(matches), True
