@@ -99,7 +99,13 @@ class Store:
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator["UnitOfWork"]:
         """A unit of work: committed when the block ends, rolled back if it raises."""
-        conn = self.engine.connect().execution_options(ihs_write=write)
+        conn = self.engine.connect()
+        if write or self.dialect == "sqlite":
+            conn = conn.execution_options(ihs_write=write)
+        else:
+            # Under READ COMMITTED every statement has its own snapshot anyway; autocommit saves
+            # the BEGIN and COMMIT round trips of a read.
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         try:
             with conn.begin():
                 uow = UnitOfWork(self, conn)

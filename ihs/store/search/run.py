@@ -49,17 +49,46 @@ def searched_types(res_type: str | None, query: list[tuple[str, str]]) -> tuple[
     return (list(dict.fromkeys(named)), False) if named else (known, True)
 
 
-def search(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, str]], *, base: str | None = None,
-           lenient: bool = False, compartment: tuple[str, str] | None = None,
-           compartment_types: list[str] | None = None) -> SearchResult:
-    """Run `query` over `res_type` (None: system search by `_type`), optionally inside a compartment."""
-    uow.flush()
+@dataclass
+class Plan:
+    """A parsed search and its SQL: the WHERE clause and the statement of one page of rids."""
+
+    parsed: ParsedQuery
+    where: object
+    page: object
+
+
+def plan(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, str]], *, base: str | None = None,
+         lenient: bool = False, compartment: tuple[str, str] | None = None,
+         compartment_types: list[str] | None = None) -> Plan:
+    """Parse `query` and compile it; `page` is None when the search has nothing to run (pending parameters)."""
     if compartment_types is not None:
         types, all_types = compartment_types, False
     else:
         types, all_types = searched_types(res_type, query)
     lookup = ParamLookup(uow)
     parsed = parse_query(types, query, lookup, base=base, lenient=lenient, system_level=res_type is None)
+    if parsed.pending:
+        return Plan(parsed, None, None)
+    r = resources
+    where = where_clause(parsed, r, all_types=all_types)
+    if compartment:
+        where = where & compartment_condition(r, compartment[0], compartment[1], types)
+    controls = parsed.controls
+    sort = [(sort_param(types[0], code, lookup), descending) for code, descending in controls.sort]
+    page = (select(r.c.rid).where(where).order_by(*order_by(sort, r))
+            .limit(controls.count + 1).offset(controls.offset))
+    return Plan(parsed, where, page)
+
+
+def search(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, str]], *, base: str | None = None,
+           lenient: bool = False, compartment: tuple[str, str] | None = None,
+           compartment_types: list[str] | None = None) -> SearchResult:
+    """Run `query` over `res_type` (None: system search by `_type`), optionally inside a compartment."""
+    uow.flush()
+    compiled = plan(uow, res_type, query, base=base, lenient=lenient, compartment=compartment,
+                    compartment_types=compartment_types)
+    parsed = compiled.parsed
     result = SearchResult(parsed, offset=parsed.controls.offset, warnings=list(parsed.issues))
     if parsed.pending:
         result.warnings.append(Issue(
@@ -67,23 +96,16 @@ def search(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, str]], 
             "no results are returned until `ihs reindex` (POST /$reindex) has finished",
             code="incomplete", severity="warning"))
         return result
-    r = resources
-    where = where_clause(parsed, r, all_types=all_types)
-    if compartment:
-        where = where & compartment_condition(r, compartment[0], compartment[1], types)
     controls = parsed.controls
     if controls.summary == "count" or controls.count == 0:
-        result.total = _count(uow, where) if controls.total != "none" else None
+        result.total = _count(uow, compiled.where) if controls.total != "none" else None
         return result
-    sort = [(sort_param(types[0], code, lookup), descending) for code, descending in controls.sort]
-    page = (select(r.c.rid).where(where).order_by(*order_by(sort, r))
-            .limit(controls.count + 1).offset(controls.offset))
-    rids = list(uow.conn.execute(page).scalars())
+    rids = list(uow.conn.execute(compiled.page).scalars())
     result.has_next = len(rids) > controls.count
     rids = rids[:controls.count]
     result.matches = uow.current_by_rids(rids)
     _include(uow, result)
-    result.total = _total(uow, result, where, len(rids))
+    result.total = _total(uow, result, compiled.where, len(rids))
     return result
 
 
