@@ -114,15 +114,254 @@ def _store_batch(store: Store, batch: list[dict]) -> None:
             uow.create(resource)
 
 
+# ---------------------------------------------------------------------------- samples from the data
+
+MRN_SYSTEM = "https://github.com/synthetichealth/synthea"
+
+
+def _content(value) -> dict:
+    return value if isinstance(value, dict) else orjson.loads(value)
+
+
+def draw_samples(store: Store, count: int, seed: int = 7) -> list[dict]:
+    """Patients drawn at random with values taken from their own records: what the mix searches for."""
+    rng = random.Random(seed)
+    samples = []
+    with store.engine.connect() as conn:
+        patient_rids = conn.execute(text("SELECT rid FROM resources WHERE res_type = 'Patient'")).scalars().all()
+        for rid in rng.sample(patient_rids, min(count, len(patient_rids))):
+            patient = _content(conn.execute(text("SELECT content FROM resources WHERE rid = :rid"),
+                                            {"rid": rid}).scalar_one())
+            sample = {"id": patient["id"], "family": patient["name"][0]["family"],
+                      "birth_year": int(patient["birthDate"][:4]),
+                      "mrn": next(i["value"] for i in patient["identifier"] if i.get("system") == MRN_SYSTEM)}
+            for kind in ("Observation", "Condition", "Encounter"):
+                rows = conn.execute(text(
+                    "SELECT rid FROM idx_reference WHERE res_type = :t AND param = 'patient' "
+                    "AND target_type = 'Patient' AND target_id = :id"), {"t": kind, "id": patient["id"]}).scalars().all()
+                if not rows:
+                    break
+                resource = _content(conn.execute(text("SELECT content FROM resources WHERE rid = :rid"),
+                                                 {"rid": rng.choice(rows)}).scalar_one())
+                sample[kind] = resource
+            else:
+                samples.append(sample)
+    return samples
+
+
+# ---------------------------------------------------------------------------- the query mix
+
+def _loinc(sample) -> tuple[str, str]:
+    coding = sample["Observation"]["code"]["coding"][0]
+    return coding["system"], coding["code"]
+
+
+def _obs_year(sample) -> int:
+    return int(sample["Observation"]["effectiveDateTime"][:4])
+
+
+def _enc_month(sample) -> tuple[str, str]:
+    start = sample["Encounter"]["period"]["start"][:7]
+    year, month = int(start[:4]), int(start[5:7])
+    nxt = f"{year + month // 12}-{month % 12 + 1:02d}"
+    return start, nxt
+
+
+def _prefix_range(prefix: str) -> tuple[str, str]:
+    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _us(value: str) -> int:
+    from ihs.fhir.indexing import date_bounds
+    return date_bounds(value)[0]
+
+
+class Shape:
+    """One query of the mix: the FHIR search, and the hand-written SQL returning the same page."""
+
+    def __init__(self, name, res_type, query, sql, params, count_sql=None):
+        self.name, self.res_type, self.query, self.sql, self.params = name, res_type, query, sql, params
+        self.count_sql = count_sql
+
+
+SHAPES = [
+    Shape("Patient by identifier", "Patient",
+          lambda s: [("identifier", f"{MRN_SYSTEM}|{s['mrn']}")],
+          "SELECT r.rid, r.content FROM idx_token t JOIN resources r ON r.rid = t.rid WHERE t.res_type = 'Patient' "
+          "AND t.param = 'identifier' AND t.code = :code AND t.system = :system AND NOT r.deleted LIMIT 51",
+          lambda s: {"system": MRN_SYSTEM, "code": s["mrn"]}),
+    Shape("Patient by family prefix + birthdate range", "Patient",
+          lambda s: [("family", s["family"][:4]), ("birthdate", f"ge{s['birth_year'] - 5}"),
+                     ("birthdate", f"lt{s['birth_year'] + 5}")],
+          "SELECT r.rid, r.content FROM resources r WHERE r.rid IN (SELECT n.rid FROM idx_string n WHERE "
+          "n.res_type = 'Patient' AND n.param = 'family' AND n.value >= :lo AND n.value < :hi) AND r.rid IN "
+          "(SELECT b.rid FROM idx_date b WHERE b.res_type = 'Patient' AND b.param = 'birthdate' "
+          "AND b.low >= :start AND b.low < :end) AND NOT r.deleted ORDER BY r.rid LIMIT 51",
+          lambda s: {"lo": _prefix_range(s["family"][:4].lower())[0], "hi": _prefix_range(s["family"][:4].lower())[1],
+                     "start": _us(f"{s['birth_year'] - 5}"), "end": _us(f"{s['birth_year'] + 5}")}),
+    Shape("Observation by patient + LOINC + date range, sorted by date", "Observation",
+          lambda s: [("patient", f"Patient/{s['id']}"), ("code", "|".join(_loinc(s))),
+                     ("date", f"ge{_obs_year(s) - 3}"), ("date", f"lt{_obs_year(s) + 3}"), ("_sort", "date")],
+          "SELECT r.rid, r.content FROM idx_reference p JOIN idx_token c ON c.rid = p.rid JOIN idx_date d "
+          "ON d.rid = p.rid JOIN resources r ON r.rid = p.rid WHERE p.res_type = 'Observation' AND "
+          "p.param = 'patient' AND p.target_id = :id AND p.target_type = 'Patient' AND c.param = 'code' "
+          "AND c.code = :code AND c.system = :system AND d.param = 'date' AND d.low >= :start AND d.low < :end "
+          "ORDER BY d.low, r.rid LIMIT 51",
+          lambda s: {"id": s["id"], "system": _loinc(s)[0], "code": _loinc(s)[1],
+                     "start": _us(f"{_obs_year(s) - 3}"), "end": _us(f"{_obs_year(s) + 3}")}),
+    Shape("Encounter by date (one month) and class", "Encounter",
+          lambda s: [("date", f"ge{_enc_month(s)[0]}"), ("date", f"lt{_enc_month(s)[1]}"),
+                     ("class", sample_class(s))],
+          "SELECT r.rid, r.content FROM resources r WHERE r.rid IN (SELECT d.rid FROM idx_date d WHERE "
+          "d.res_type = 'Encounter' AND d.param = 'date' AND d.low >= :start AND d.low < :end) AND r.rid IN "
+          "(SELECT c.rid FROM idx_token c WHERE c.res_type = 'Encounter' AND c.param = 'class' AND c.code = :code) "
+          "ORDER BY r.rid LIMIT 51",
+          lambda s: {"start": _us(_enc_month(s)[0]), "end": _us(_enc_month(s)[1]), "code": sample_class(s)}),
+    Shape("Two-level chain: Observation?encounter.patient.identifier", "Observation",
+          lambda s: [("encounter:Encounter.patient:Patient.identifier", f"{MRN_SYSTEM}|{s['mrn']}")],
+          "SELECT r.rid, r.content FROM idx_token t JOIN resources p ON p.rid = t.rid JOIN idx_reference e "
+          "ON e.res_type = 'Encounter' AND e.param = 'patient' AND e.target_id = p.res_id AND e.target_type = "
+          "'Patient' JOIN resources enc ON enc.rid = e.rid JOIN idx_reference o ON o.res_type = 'Observation' "
+          "AND o.param = 'encounter' AND o.target_id = enc.res_id AND o.target_type = 'Encounter' JOIN "
+          "resources r ON r.rid = o.rid WHERE t.res_type = 'Patient' AND t.param = 'identifier' AND "
+          "t.code = :code AND t.system = :system ORDER BY r.rid LIMIT 51",
+          lambda s: {"system": MRN_SYSTEM, "code": s["mrn"]}),
+    Shape("_include: Encounter?patient&_include=Encounter:service-provider", "Encounter",
+          lambda s: [("patient", s["id"]), ("_include", "Encounter:service-provider")],
+          "SELECT r.rid, r.content FROM resources r WHERE r.rid IN (SELECT p.rid FROM idx_reference p WHERE "
+          "p.res_type = 'Encounter' AND p.param = 'patient' AND p.target_id = :id UNION SELECT o.rid FROM "
+          "idx_reference p JOIN idx_reference v ON v.rid = p.rid AND v.param = 'service-provider' JOIN resources o "
+          "ON o.res_type = v.target_type AND o.res_id = v.target_id WHERE p.res_type = 'Encounter' AND "
+          "p.param = 'patient' AND p.target_id = :id) ORDER BY r.rid LIMIT 102",
+          lambda s: {"id": s["id"]}),
+    Shape("_revinclude: Patient?identifier&_revinclude=Encounter:patient", "Patient",
+          lambda s: [("identifier", f"{MRN_SYSTEM}|{s['mrn']}"), ("_revinclude", "Encounter:patient")],
+          "SELECT r.rid, r.content FROM resources r WHERE r.rid IN (SELECT t.rid FROM idx_token t WHERE "
+          "t.res_type = 'Patient' AND t.param = 'identifier' AND t.code = :code AND t.system = :system UNION "
+          "SELECT e.rid FROM idx_token t JOIN resources p ON p.rid = t.rid JOIN idx_reference e ON "
+          "e.res_type = 'Encounter' AND e.param = 'patient' AND e.target_id = p.res_id AND "
+          "e.target_type = 'Patient' WHERE t.res_type = 'Patient' AND t.param = 'identifier' AND t.code = :code "
+          "AND t.system = :system)",
+          lambda s: {"system": MRN_SYSTEM, "code": s["mrn"]}),
+    Shape("_has: Patient?_has:Condition:patient:code + birthdate", "Patient",
+          lambda s: [("_has:Condition:patient:code", condition_code(s)), ("birthdate", f"ge{s['birth_year'] - 5}"),
+                     ("birthdate", f"lt{s['birth_year'] + 5}")],
+          "SELECT r.rid, r.content FROM resources r WHERE r.res_type = 'Patient' AND NOT r.deleted AND r.res_id IN "
+          "(SELECT p.target_id FROM idx_token c JOIN idx_reference p ON p.rid = c.rid WHERE c.res_type = "
+          "'Condition' AND c.param = 'code' AND c.code = :code AND c.system = :system AND p.param = 'patient' "
+          "AND p.target_type = 'Patient') AND r.rid IN (SELECT b.rid FROM idx_date b WHERE b.res_type = "
+          "'Patient' AND b.param = 'birthdate' AND b.low >= :start AND b.low < :end) ORDER BY r.rid LIMIT 51",
+          lambda s: {"system": condition_code(s).split("|")[0], "code": condition_code(s).split("|")[1],
+                     "start": _us(f"{s['birth_year'] - 5}"), "end": _us(f"{s['birth_year'] + 5}")}),
+]
+
+
+def sample_class(sample) -> str:
+    return sample["Encounter"]["class"]["code"]
+
+
+def condition_code(sample) -> str:
+    coding = sample["Condition"]["code"]["coding"][0]
+    return f"{coding['system']}|{coding['code']}"
+
+
+# ---------------------------------------------------------------------------- measuring
+
+def _time_engine(store: Store, shape: Shape, sample) -> tuple[float, int]:
+    started = time.perf_counter()
+    with store.session() as uow:
+        result = search(uow, shape.res_type, shape.query(sample))
+        found = len(result.matches) + len(result.included)
+    return time.perf_counter() - started, found
+
+
+def _time_sql(store: Store, shape: Shape, sample) -> tuple[float, int]:
+    sql = text(shape.sql)
+    params = shape.params(sample)
+    started = time.perf_counter()
+    with store.engine.connect() as conn:
+        rows = conn.execute(sql, params).all()
+        for _, content in rows:
+            _content(content)  # the engine parses each resource too
+    return time.perf_counter() - started, len(rows)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def measure(store: Store, samples: list[dict]) -> list[dict]:
+    rows = []
+    for shape in SHAPES:
+        for sample in samples[:10]:  # warm caches and compiled extractors
+            _time_engine(store, shape, sample)
+            _time_sql(store, shape, sample)
+        engine, sql, found = [], [], []
+        for sample in samples:
+            seconds, count = _time_engine(store, shape, sample)
+            engine.append(seconds)
+            found.append(count)
+            sql.append(_time_sql(store, shape, sample)[0])
+        rows.append({"query": shape.name, "p50": _percentile(engine, 0.5) * 1e3, "p95": _percentile(engine, 0.95) * 1e3,
+                     "sql_p50": _percentile(sql, 0.5) * 1e3, "sql_p95": _percentile(sql, 0.95) * 1e3,
+                     "ratio": _percentile(engine, 0.5) / _percentile(sql, 0.5),
+                     "resources": statistics.mean(found)})
+    return rows
+
+
+def _worker(args) -> int:
+    url, samples, seconds, offset = args
+    store = Store(url, pool_size=2)
+    done, i = 0, offset
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        shape = SHAPES[i % len(SHAPES)]
+        _time_engine(store, shape, samples[(i // len(SHAPES)) % len(samples)])
+        done += 1
+        i += 1
+    store.dispose()
+    return done
+
+
+def throughput(url: str, samples: list[dict], workers: int, seconds: float) -> float:
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        counts = pool.map(_worker, [(url, samples, seconds, k * 7) for k in range(workers)])
+    return sum(counts) / seconds
+
+
+def run(store: Store, url: str, sample_count: int, workers: int, seconds: float) -> None:
+    with store.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(resources)).scalar_one()
+    samples = draw_samples(store, sample_count)
+    print(f"{store.dialect}: {total:,} resources; {len(samples)} sampled patients; "
+          f"{multiprocessing.cpu_count()} cores", flush=True)
+    rows = measure(store, samples)
+    print("| query | p50 ms | p95 ms | hand-written SQL p50 ms | ratio (p50) | resources per answer |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['query']} | {row['p50']:.1f} | {row['p95']:.1f} | {row['sql_p50']:.1f} | "
+              f"{row['ratio']:.1f} | {row['resources']:.0f} |")
+    everything = [r["p95"] for r in rows]
+    print(f"\nworst p95: {max(everything):.1f} ms", flush=True)
+    rate = throughput(url, samples, workers, seconds)
+    print(f"throughput of the mix: {rate:.0f} searches/s with {workers} worker processes over {seconds:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["build", "run"])
     parser.add_argument("--database", required=True)
     parser.add_argument("--copies", type=int, default=26, help="26 copies of 38,472 = 1,000,272 resources")
+    parser.add_argument("--samples", type=int, default=200, help="patients the mix draws its values from")
+    parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count())
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long the throughput run lasts")
     args = parser.parse_args()
     store = Store(args.database)
     if args.command == "build":
         build(store, args.copies)
+    else:
+        run(store, args.database, args.samples, args.workers, args.seconds)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ihs.api import bundle, capability, history, interactions, searching
-from ihs.api.http import error_response, fhir_response, outcome_response, prefer, read_json
+from ihs.api.http import (base_url, error_response, fhir_response, in_session, mark, outcome_response, prefer,
+                          read_json, store_of)
+from ihs.api.operations import operation_routes
 from ihs.api.observability import ObservabilityMiddleware, metrics_text
 from ihs.fhir.errors import FhirError
 from ihs.store.store import Store
@@ -20,36 +22,12 @@ from ihs.store.store import Store
 log = logging.getLogger("ihs.api")
 
 
-def _base(request: Request) -> str:
-    configured = request.app.state.base_url
-    return configured or str(request.base_url).rstrip("/")
-
-
-def _store(request: Request) -> Store:
-    return request.app.state.store
-
-
-def _mark(request: Request, interaction: str) -> None:
-    request.state.interaction = interaction
-
-
-async def _in_session(request: Request, work, *, write: bool):
-    """Run `work(uow)` in a unit of work on a worker thread (the database driver blocks)."""
-    store = _store(request)
-
-    def run():
-        with store.session(write=write) as uow:
-            return work(uow)
-
-    return await run_in_threadpool(run)
-
-
 # -- instance level -----------------------------------------------------------------------------
 
 async def read(request: Request) -> Response:
-    _mark(request, "read")
+    mark(request, "read")
     t, i = request.path_params["type"], request.path_params["id"]
-    outcome = await _in_session(request, lambda uow: interactions.read(uow, t, i), write=False)
+    outcome = await in_session(request, lambda uow: interactions.read(uow, t, i), write=False)
     stored = outcome.stored
     if request.headers.get("if-none-match", "").replace("W/", "").strip('"') == str(stored.version):
         return Response(status_code=304, headers={"ETag": stored.etag})
@@ -60,83 +38,83 @@ async def read(request: Request) -> Response:
                 return Response(status_code=304, headers={"ETag": stored.etag})
         except (TypeError, ValueError):
             pass
-    return outcome_response(request, outcome, _base(request))
+    return outcome_response(request, outcome, base_url(request))
 
 
 async def vread(request: Request) -> Response:
-    _mark(request, "vread")
+    mark(request, "vread")
     p = request.path_params
-    outcome = await _in_session(request, lambda uow: interactions.vread(uow, p["type"], p["id"], p["vid"]),
+    outcome = await in_session(request, lambda uow: interactions.vread(uow, p["type"], p["id"], p["vid"]),
                                 write=False)
-    return outcome_response(request, outcome, _base(request))
+    return outcome_response(request, outcome, base_url(request))
 
 
 async def update(request: Request) -> Response:
-    _mark(request, "update")
+    mark(request, "update")
     t, i = request.path_params["type"], request.path_params["id"]
     body = await read_json(request)
     if_match = request.headers.get("if-match")
-    outcome = await _in_session(request, lambda uow: interactions.update(uow, t, i, body, if_match=if_match),
+    outcome = await in_session(request, lambda uow: interactions.update(uow, t, i, body, if_match=if_match),
                                 write=True)
-    return outcome_response(request, outcome, _base(request))
+    return outcome_response(request, outcome, base_url(request))
 
 
 async def patch(request: Request) -> Response:
-    _mark(request, "patch")
+    mark(request, "patch")
     t, i = request.path_params["type"], request.path_params["id"]
     body = await read_json(request)
     media = request.headers.get("content-type", "")
     if_match = request.headers.get("if-match")
-    outcome = await _in_session(
+    outcome = await in_session(
         request, lambda uow: interactions.patch(uow, t, i, body, media, if_match=if_match), write=True)
-    return outcome_response(request, outcome, _base(request))
+    return outcome_response(request, outcome, base_url(request))
 
 
 async def delete(request: Request) -> Response:
-    _mark(request, "delete")
+    mark(request, "delete")
     t, i = request.path_params["type"], request.path_params["id"]
-    await _in_session(request, lambda uow: interactions.delete(uow, t, i), write=True)
+    await in_session(request, lambda uow: interactions.delete(uow, t, i), write=True)
     return Response(status_code=204)
 
 
 async def instance_history(request: Request) -> Response:
-    _mark(request, "history-instance")
+    mark(request, "history-instance")
     p = request.path_params
     interactions.check_type(p["type"])
-    body = await _in_session(request, lambda uow: history.bundle(
-        uow, request.query_params, _base(request), p["type"], p["id"]), write=False)
+    body = await in_session(request, lambda uow: history.bundle(
+        uow, request.query_params, base_url(request), p["type"], p["id"]), write=False)
     return fhir_response(body)
 
 
 # -- type level ---------------------------------------------------------------------------------
 
 async def create(request: Request) -> Response:
-    _mark(request, "create")
+    mark(request, "create")
     t = request.path_params["type"]
     body = await read_json(request)
     if_none_exist = request.headers.get("if-none-exist")
-    outcome = await _in_session(
+    outcome = await in_session(
         request, lambda uow: interactions.create(uow, t, body, if_none_exist=if_none_exist), write=True)
-    return outcome_response(request, outcome, _base(request))
+    return outcome_response(request, outcome, base_url(request))
 
 
 async def conditional_update(request: Request) -> Response:
-    _mark(request, "update")
+    mark(request, "update")
     t, query = request.path_params["type"], request.url.query
     if not query:
         raise FhirError("PUT [type] needs search criteria (conditional update) or an id: PUT [type]/[id]", 405,
                         code="not-supported")
     body = await read_json(request)
     if_match = request.headers.get("if-match")
-    outcome = await _in_session(
+    outcome = await in_session(
         request, lambda uow: interactions.conditional_update(uow, t, query, body, if_match=if_match), write=True)
-    return outcome_response(request, outcome, _base(request))
+    return outcome_response(request, outcome, base_url(request))
 
 
 async def conditional_delete(request: Request) -> Response:
-    _mark(request, "delete")
+    mark(request, "delete")
     t, query = request.path_params["type"], request.url.query
-    await _in_session(request, lambda uow: interactions.conditional_delete(uow, t, query), write=True)
+    await in_session(request, lambda uow: interactions.conditional_delete(uow, t, query), write=True)
     return Response(status_code=204)
 
 
@@ -145,34 +123,34 @@ def _lenient(request: Request) -> bool:
 
 
 async def search_type(request: Request) -> Response:
-    _mark(request, "search-type")
+    mark(request, "search-type")
     t = request.path_params["type"]
     query = interactions.parse_query(request.url.query)
     if request.method == "POST":
         form = await request.form()
         query += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     lenient = _lenient(request)
-    body = await _in_session(
-        request, lambda uow: searching.search_bundle(uow, t, query, base=_base(request), lenient=lenient),
+    body = await in_session(
+        request, lambda uow: searching.search_bundle(uow, t, query, base=base_url(request), lenient=lenient),
         write=False)
     return fhir_response(body)
 
 
 async def search_compartment(request: Request) -> Response:
-    _mark(request, "search-compartment")
+    mark(request, "search-compartment")
     p = request.path_params
     query = interactions.parse_query(request.url.query)
     lenient = _lenient(request)
-    body = await _in_session(request, lambda uow: searching.compartment_bundle(
-        uow, p["type"], p["id"], p["target"], query, base=_base(request), lenient=lenient), write=False)
+    body = await in_session(request, lambda uow: searching.compartment_bundle(
+        uow, p["type"], p["id"], p["target"], query, base=base_url(request), lenient=lenient), write=False)
     return fhir_response(body)
 
 
 async def type_history(request: Request) -> Response:
-    _mark(request, "history-type")
+    mark(request, "history-type")
     t = request.path_params["type"]
     interactions.check_type(t)
-    body = await _in_session(request, lambda uow: history.bundle(uow, request.query_params, _base(request), t),
+    body = await in_session(request, lambda uow: history.bundle(uow, request.query_params, base_url(request), t),
                              write=False)
     return fhir_response(body)
 
@@ -182,50 +160,50 @@ async def type_history(request: Request) -> Response:
 async def transaction(request: Request) -> Response:
     body = await read_json(request)
     kind = body.get("type") if isinstance(body, dict) else None
-    _mark(request, kind if kind in ("batch", "transaction") else "transaction")
+    mark(request, kind if kind in ("batch", "transaction") else "transaction")
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise FhirError("POST to the base URL takes a batch or transaction Bundle", expression="Bundle")
     wanted = prefer(request, "return") or "minimal"
-    result = await run_in_threadpool(bundle.process, _store(request), body, prefer_return=wanted)
+    result = await run_in_threadpool(bundle.process, store_of(request), body, prefer_return=wanted)
     return fhir_response(result)
 
 
 async def system_history(request: Request) -> Response:
-    _mark(request, "history-system")
-    body = await _in_session(request, lambda uow: history.bundle(uow, request.query_params, _base(request)),
+    mark(request, "history-system")
+    body = await in_session(request, lambda uow: history.bundle(uow, request.query_params, base_url(request)),
                              write=False)
     return fhir_response(body)
 
 
 async def system_search(request: Request) -> Response:
-    _mark(request, "search-system")
+    mark(request, "search-system")
     query = interactions.parse_query(request.url.query)
     lenient = _lenient(request)
-    body = await _in_session(
-        request, lambda uow: searching.search_bundle(uow, None, query, base=_base(request), lenient=lenient),
+    body = await in_session(
+        request, lambda uow: searching.search_bundle(uow, None, query, base=base_url(request), lenient=lenient),
         write=False)
     return fhir_response(body)
 
 
 async def metadata(request: Request) -> Response:
-    _mark(request, "capabilities")
-    return fhir_response(capability.statement(_base(request)))
+    mark(request, "capabilities")
+    return fhir_response(capability.statement(base_url(request)))
 
 
 # -- operations of the platform -----------------------------------------------------------------
 
 async def healthz(request: Request) -> Response:
-    _mark(request, "healthz")
+    mark(request, "healthz")
     try:
-        await run_in_threadpool(_store(request).ping)
+        await run_in_threadpool(store_of(request).ping)
     except Exception as exc:  # any database failure means not ready
         return fhir_response({"status": "unavailable", "database": str(exc)}, 503)
-    return fhir_response({"status": "ok", "database": _store(request).dialect})
+    return fhir_response({"status": "ok", "database": store_of(request).dialect})
 
 
 async def metrics(request: Request) -> Response:
-    _mark(request, "metrics")
-    payload, media = metrics_text(_store(request).engine.pool)
+    mark(request, "metrics")
+    payload, media = metrics_text(store_of(request).engine.pool)
     return Response(payload, media_type=media)
 
 
@@ -254,6 +232,7 @@ def create_app(store: Store, *, base_url: str | None = None) -> Starlette:
         Route("/", transaction, methods=["POST"]),
         Route("/", system_search, methods=["GET"]),
         Route("/_history", system_history, methods=["GET"]),
+        *operation_routes(),
         Route("/{type}/_search", search_type, methods=["POST"]),
         Route("/{type}/_history", type_history, methods=["GET"]),
         Route("/{type}/{id}/_history/{vid}", vread, methods=["GET"]),

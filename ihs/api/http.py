@@ -5,6 +5,7 @@ import os
 from email.utils import format_datetime
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,6 +15,31 @@ from ihs.fhir.errors import FhirError, operation_outcome, Issue
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json", "text/json")
 MAX_BODY = int(os.environ.get("IHS_MAX_BODY_BYTES", 64 * 1024 * 1024))
+
+
+def base_url(request: Request) -> str:
+    """The FHIR base URL clients see: configured, or as the request reached us."""
+    return request.app.state.base_url or str(request.base_url).rstrip("/")
+
+
+def store_of(request: Request):
+    return request.app.state.store
+
+
+def mark(request: Request, interaction: str) -> None:
+    """Name the FHIR interaction or operation of this request, for metrics and logs."""
+    request.state.interaction = interaction
+
+
+async def in_session(request: Request, work, *, write: bool):
+    """Run `work(uow)` in a unit of work on a worker thread (the database driver blocks)."""
+    store = store_of(request)
+
+    def run():
+        with store.session(write=write) as uow:
+            return work(uow)
+
+    return await run_in_threadpool(run)
 
 
 def fhir_response(body, status: int = 200, headers: dict | None = None) -> Response:

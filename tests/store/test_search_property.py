@@ -17,7 +17,7 @@ from ihs.demo.generator import generate_region
 from ihs.store.search import search
 from tests.search_reference import ReferenceSearch, _component_facts, _tokens
 
-EXAMPLES = 120
+EXAMPLES = 200
 TYPES = ["Patient", "Observation", "Encounter", "Condition", "MedicationRequest", "Practitioner",
          "PractitionerRole", "Organization", "Location", "Appointment"]
 DATE_PREFIXES = ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb"]
