@@ -1,9 +1,11 @@
-"""Building the running server: the store from configuration, its schema, the ASGI app."""
+"""Building the running server: the store from configuration, its schema, the event wiring, the app."""
 from __future__ import annotations
 
 import os
+from contextlib import asynccontextmanager
 
 from ihs.api.app import create_app
+from ihs.events.outbox import OutboxDispatcher
 from ihs.store.store import Store
 
 
@@ -15,5 +17,16 @@ def open_store(url: str | None = None) -> Store:
 
 
 def app_from_env():
-    """ASGI factory used by `ihs serve` (each worker process builds its own store and pool)."""
-    return create_app(open_store(os.environ.get("IHS_DATABASE_URL")), base_url=os.environ.get("IHS_BASE_URL"))
+    """ASGI factory used by `ihs serve` (each worker process builds its own store, pool and dispatcher)."""
+    store = open_store(os.environ.get("IHS_DATABASE_URL"))
+
+    @asynccontextmanager
+    async def lifespan(app):
+        dispatcher = OutboxDispatcher(store).start()
+        try:
+            yield
+        finally:
+            dispatcher.stop()
+            store.dispose()
+
+    return create_app(store, base_url=os.environ.get("IHS_BASE_URL"), lifespan=lifespan)

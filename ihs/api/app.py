@@ -223,7 +223,7 @@ async def _server_error(request: Request, exc: Exception) -> Response:
                                     code="exception"))
 
 
-def create_app(store: Store, *, base_url: str | None = None) -> Starlette:
+def create_app(store: Store, *, base_url: str | None = None, lifespan=None) -> Starlette:
     """The ASGI application serving the FHIR API over `store`."""
     routes = [
         Route("/metadata", metadata, methods=["GET"]),
@@ -247,7 +247,7 @@ def create_app(store: Store, *, base_url: str | None = None) -> Starlette:
         Route("/{type}", conditional_update, methods=["PUT"]),
         Route("/{type}", conditional_delete, methods=["DELETE"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         FhirError: _fhir_error, HTTPException: _http_error, Exception: _server_error})
     app.state.store = store
     app.state.base_url = base_url.rstrip("/") if base_url else None

@@ -86,6 +86,7 @@ class Store:
         self.engine: Engine = make_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
         self.clock = _Clock()
+        self.after_commit: list = []  # called after every committed write (e.g. to wake the outbox dispatcher)
         if extract is None:
             from ihs.fhir.indexing import extract
         self.extract = extract
@@ -111,10 +112,27 @@ class Store:
                 uow = UnitOfWork(self, conn)
                 yield uow
                 uow.flush()
+            if write:
+                for callback in self.after_commit:
+                    callback()
         except _DUPLICATE as exc:
             raise Conflict(f"a concurrent change touched the same resource; retry the request ({exc})") from exc
         finally:
             conn.close()
+
+    def pending_events(self, limit: int = 500) -> list[tuple]:
+        """Undispatched outbox rows, oldest first: (seq, res_type, res_id, version, interaction, created_at)."""
+        c = outbox.c
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                select(c.seq, c.res_type, c.res_id, c.version, c.interaction, c.created_at)
+                .where(c.dispatched_at.is_(None)).order_by(c.seq).limit(limit)).all()]
+
+    def mark_dispatched(self, seqs: list[int]) -> None:
+        if not seqs:
+            return
+        with self.session(write=True) as uow:
+            uow.conn.execute(update(outbox).where(outbox.c.seq.in_(seqs)).values(dispatched_at=self.clock.now()))
 
     def ping(self) -> bool:
         with self.engine.connect() as conn:
