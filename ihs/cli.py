@@ -21,7 +21,9 @@ def main():
 @click.option("--workers", default=1, show_default=True, type=int, help="worker processes over one database")
 @click.option("--demo", is_flag=True, help="create the demo region on first start")
 @click.option("--log-level", default=os.environ.get("IHS_LOG_LEVEL", "INFO"), show_default=True)
-def serve(host, port, database, workers, demo, log_level):
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="serve HTTPS with this certificate")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="the certificate's private key")
+def serve(host, port, database, workers, demo, log_level, tls_cert, tls_key):
     """Serve the FHIR API."""
     import uvicorn
 
@@ -38,9 +40,13 @@ def serve(host, port, database, workers, demo, log_level):
     store.dispose()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ihs-metrics-")
-    click.echo(f"IHS FHIR API on http://{host}:{port} (database {url.split('@')[-1]}, {workers} worker(s))", err=True)
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"IHS FHIR API on {scheme}://{host}:{port} (database {url.split('@')[-1]}, {workers} worker(s))",
+               err=True)
     uvicorn.run("ihs.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_config=None, access_log=False)
+                log_config=None, access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
 
 
 def _ensure_demo(store) -> None:
