@@ -122,18 +122,21 @@ def _lenient(request: Request) -> bool:
     return prefer(request, "handling") == "lenient"
 
 
-async def search_type(request: Request) -> Response:
-    mark(request, "search-type")
-    t = request.path_params["type"]
+async def _search(request: Request, res_type: str | None) -> Response:
     query = interactions.parse_query(request.url.query)
     if request.method == "POST":
         form = await request.form()
         query += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     lenient = _lenient(request)
     body = await in_session(
-        request, lambda uow: searching.search_bundle(uow, t, query, base=base_url(request), lenient=lenient),
+        request, lambda uow: searching.search_bundle(uow, res_type, query, base=base_url(request), lenient=lenient),
         write=False)
     return fhir_response(body)
+
+
+async def search_type(request: Request) -> Response:
+    mark(request, "search-type")
+    return await _search(request, request.path_params["type"])
 
 
 async def search_compartment(request: Request) -> Response:
@@ -177,12 +180,7 @@ async def system_history(request: Request) -> Response:
 
 async def system_search(request: Request) -> Response:
     mark(request, "search-system")
-    query = interactions.parse_query(request.url.query)
-    lenient = _lenient(request)
-    body = await in_session(
-        request, lambda uow: searching.search_bundle(uow, None, query, base=base_url(request), lenient=lenient),
-        write=False)
-    return fhir_response(body)
+    return await _search(request, None)
 
 
 async def metadata(request: Request) -> Response:
