@@ -470,7 +470,7 @@ def _compare_number(prefix: str, value: float, wanted: tuple[float, float, float
         "eq": low <= value < high, "ne": not low <= value < high,
         "gt": value > exact, "lt": value < exact, "ge": value >= exact, "le": value <= exact,
         "sa": value > exact, "eb": value < exact,
-        "ap": abs(value - exact) <= abs(exact) * 0.1,
+        "ap": exact - abs(exact) * 0.1 <= value <= exact + abs(exact) * 0.1,
     }[prefix]
 
 

@@ -3,7 +3,8 @@
 Queries are drawn (hypothesis) from values that occur in the data, so most of them match something:
 each parameter type with its prefixes and modifiers, OR by comma, AND by repetition, :missing,
 chains and _has. The SQL engine (ihs.store.search) and tests/search_reference.py share only the
-SearchParameter definitions.
+SearchParameter definitions. Each query also runs under a forced plan (every test probed per
+candidate, or the first one driving), so each SQL shape the planner can choose is checked.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ihs.api import bundle
 from ihs.demo.generator import generate_region
-from ihs.store.search import search
+from ihs.store.search import search, where
 from tests.search_reference import ReferenceSearch, _component_facts, _tokens
 
 EXAMPLES = 200
@@ -217,9 +218,16 @@ class Draws:
         return f"_has:{source}:{code}:{inner[0]}", inner[1]
 
 
-def _sql_ids(store, res_type: str, query: list[tuple[str, str]]) -> set[str]:
-    with store.session() as uow:
-        answer = search(uow, res_type, query + [("_count", "1000")])
+def _sql_ids(store, res_type: str, query: list[tuple[str, str]], plan: str) -> set[str]:
+    """The matches, with the planner choosing drivers normally, never ("probe"), or always when it can."""
+    limits = {"normal": (where.SMALL, where.DRIVER_ROWS), "probe": (0, 0), "drive": (10**9, 10**9)}[plan]
+    saved = where.SMALL, where.DRIVER_ROWS
+    where.SMALL, where.DRIVER_ROWS = limits
+    try:
+        with store.session() as uow:
+            answer = search(uow, res_type, query + [("_count", "1000")])
+    finally:
+        where.SMALL, where.DRIVER_ROWS = saved
     assert not answer.has_next
     return {m.id for m in answer.matches}
 
@@ -239,6 +247,7 @@ def test_sql_search_equals_the_reference_evaluator(demo):
                 query.append(criterion)
         if not query:
             return
-        assert _sql_ids(store, res_type, query) == ref.search(res_type, query), query
+        plan = data.draw(st.sampled_from(["normal", "probe", "drive"]), label="plan")
+        assert _sql_ids(store, res_type, query, plan) == ref.search(res_type, query), query
 
     check()

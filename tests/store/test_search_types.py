@@ -393,3 +393,17 @@ def test_lenient_ignores_and_reports_bad_parameters(store):
     assert {m.id for m in answer.matches} == {"a"}
     assert len(answer.warnings) == 1 and "colour" in answer.warnings[0].diagnostics
     assert answer.warnings[0].severity == "warning"
+
+
+def test_two_sided_date_range_on_one_parameter(store):
+    put(store, *[patient(f"b{year}", birthDate=f"{year}-06-15") for year in (1968, 1970, 1975, 1979, 1980)],
+        patient("year-only", birthDate="1979"), patient("month", birthDate="1969-12"))
+    assert found(store, "Patient", "birthdate=ge1970&birthdate=lt1980") == {"b1970", "b1975", "b1979", "year-only"}
+    assert found(store, "Patient", "birthdate=gt1969-12&birthdate=le1979") == {"b1970", "b1975", "b1979",
+                                                                                 "year-only"}
+    assert found(store, "Patient", "birthdate=ge1969-12-01&birthdate=lt1970-01-01") == {"month"}
+
+
+def test_two_sided_range_over_periods(dated):
+    assert found(dated, "Observation", "date=ge2020-03-01&date=lt2020-04-01") == {"day", "instant", "period"}
+    assert found(dated, "Observation", "date=gt2020-03-12&date=lt2020-03-16") == {"day", "instant", "period"}

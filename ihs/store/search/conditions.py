@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from sqlalchemy import and_, false, literal, or_, select, true
+from sqlalchemy import and_, exists, false, literal, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from ihs.fhir.indexing import CANONICAL_ROW, UCUM
@@ -24,24 +24,67 @@ def type_filter(column, types: Sequence[str] | None) -> ColumnElement:
     return column == types[0] if len(types) == 1 else column.in_(list(types))
 
 
-def leaf_condition(leaf: Leaf, r, types: Sequence[str] | None) -> ColumnElement:
+def rows_test(rid_column, rows, *, negated: bool, driving: bool) -> ColumnElement:
+    """`rid IN (rows)` when these rows drive the search, else a correlated EXISTS probing the rid index.
+
+    A driving test is evaluated once into a set; every other test is checked per candidate, which
+    costs a few index lookups instead of materializing every matching row (e.g. every Observation
+    dated after 2015). Negations are always NOT EXISTS (an anti-join on both backends).
+    """
+    if driving and not negated:
+        return rid_column.in_(rows)
+    probe = exists(rows.where(rows.selected_columns[0] == rid_column))
+    return ~probe if negated else probe
+
+
+def leaf_rows(leaf: Leaf, types: Sequence[str] | None):
+    """(SELECT rid FROM idx_<type> WHERE <the test>, negated) for an index-backed test."""
+    table_name, param_name = _table_of(leaf)
+    # the table itself, not an alias: no enclosing query selects from an idx_* table directly
+    c = INDEX_TABLES[table_name].c
+    rows = select(c.rid).where(type_filter(c.res_type, types), c.param == param_name)
+    if leaf.modifier == "missing":
+        return rows, leaf.values[0]
+    matches = [_match(leaf, c, value) for value in leaf.values]
+    return rows.where(or_(*matches) if len(matches) > 1 else matches[0]), leaf.modifier in ("not", "not-in")
+
+
+def leaf_condition(leaf: Leaf, r, types: Sequence[str] | None, driving: bool = True) -> ColumnElement:
     """The condition on the resources alias `r` for `leaf`; `types` limits the index rows (None: any)."""
     code = leaf.param.code
     if code == "_id":
         return _id_condition(leaf, r)
     if code == "_lastUpdated":
         return _last_updated_condition(leaf, r)
-    table_name, param_name = _table_of(leaf)
-    table = INDEX_TABLES[table_name]
-    c = table.c
-    rows = select(c.rid).where(type_filter(c.res_type, types), c.param == param_name)
-    if leaf.modifier == "missing":
-        return r.c.rid.notin_(rows) if leaf.values[0] else r.c.rid.in_(rows)
-    matches = [_match(leaf, c, value) for value in leaf.values]
-    rows = rows.where(or_(*matches) if len(matches) > 1 else matches[0])
-    if leaf.modifier in ("not", "not-in"):
-        return r.c.rid.notin_(rows)
-    return r.c.rid.in_(rows)
+    # a probe names the rid, which implies the type: leaving the type out steers both databases to the
+    # rid index instead of a (res_type, param, value) range
+    rows, negated = leaf_rows(leaf, types if driving else None)
+    return rows_test(r.c.rid, rows, negated=negated, driving=driving)
+
+
+def selectivity(leaf: Leaf) -> int:
+    """A rank of how few rows a test is likely to match (lower: fewer), to pick the driving test."""
+    kind, modifier = leaf.param.type, leaf.modifier
+    if leaf.param.code == "_id":
+        return 0
+    if modifier in ("missing", "not", "not-in", "contains", "text", "below", "above", "in"):
+        return 9
+    if kind == "reference" or modifier in ("identifier", "of-type"):
+        return 1
+    if kind in ("token", "uri"):
+        return 2
+    if kind == "string":
+        return 3 if modifier == "exact" or min(len(value) for value in leaf.values) >= 3 else 6
+    if kind == "composite":
+        return 4
+    if kind in ("date", "number", "quantity") and all(value_of(v).prefix in ("eq", "ap") for v in leaf.values):
+        return 5
+    return 8
+
+
+def value_of(value):
+    """The comparable part of a value (a quantity's number)."""
+    return value.number if isinstance(value, v.Quantity) else value
 
 
 def _table_of(leaf: Leaf) -> tuple[str, str]:

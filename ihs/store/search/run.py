@@ -5,7 +5,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 
 from ihs.fhir.errors import FhirError, Issue
 from ihs.fhir.searchparams import registry
@@ -13,11 +13,12 @@ from ihs.store.schema import resources
 from ihs.store.search import includes
 from ihs.store.search.custom import ParamLookup
 from ihs.store.search.query import ParsedQuery, parse_query, sort_param
-from ihs.store.search.where import compartment_condition, order_by, where_clause
+from ihs.store.search.where import DRIVER_ROWS, compartment_condition, order_by, where_clause
 from ihs.store.store import StoredResource, UnitOfWork
 
-# the default total is counted when it is at most this many matches (cheap), else left out
-TOTAL_CAP = int(os.environ.get("IHS_SEARCH_TOTAL_CAP", 10_000))
+# by default a search without criteria counts its total up to this many resources and leaves it
+# out beyond; _total=accurate always counts
+TOTAL_CAP = int(os.environ.get("IHS_SEARCH_TOTAL_CAP", 2_000))
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Plan:
     parsed: ParsedQuery
     where: object
     page: object
+    counts: bool = False  # the page statement also counts every match (count(*) OVER ())
+    unfiltered: bool = False  # no criteria at all
 
 
 def plan(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, str]], *, base: str | None = None,
@@ -71,14 +74,25 @@ def plan(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, str]], *,
     if parsed.pending:
         return Plan(parsed, None, None)
     r = resources
-    where = where_clause(parsed, r, all_types=all_types)
+
+    def estimate(rows) -> int:
+        # counting a constant lets the database answer from the index alone where it can
+        limited = rows.with_only_columns(literal(1), maintain_column_froms=True).limit(DRIVER_ROWS).subquery()
+        return uow.conn.execute(select(func.count()).select_from(limited)).scalar_one()
+
+    where, driven = where_clause(parsed, r, all_types=all_types, estimate=estimate)
     if compartment:
         where = where & compartment_condition(r, compartment[0], compartment[1], types)
     controls = parsed.controls
     sort = [(sort_param(types[0], code, lookup), descending) for code, descending in controls.sort]
-    page = (select(r.c.rid).where(where).order_by(*order_by(sort, r))
+    unfiltered = not compartment and not any(parsed.criteria[t] for t in types)
+    # when every candidate is visited anyway (a driving test, or an ORDER BY of _sort), counting them
+    # in the same statement is free; a walk in index order that stops at a full page is not
+    counts = (driven or bool(sort)) and not unfiltered and controls.total != "none"
+    columns = [r.c.rid, func.count().over()] if counts else [r.c.rid]
+    page = (select(*columns).where(where).order_by(*order_by(sort, r))
             .limit(controls.count + 1).offset(controls.offset))
-    return Plan(parsed, where, page)
+    return Plan(parsed, where, page, counts, unfiltered)
 
 
 def search(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, str]], *, base: str | None = None,
@@ -100,12 +114,13 @@ def search(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, str]], 
     if controls.summary == "count" or controls.count == 0:
         result.total = _count(uow, compiled.where) if controls.total != "none" else None
         return result
-    rids = list(uow.conn.execute(compiled.page).scalars())
-    result.has_next = len(rids) > controls.count
-    rids = rids[:controls.count]
+    rows = uow.conn.execute(compiled.page).all()
+    counted = rows[0][1] if rows and compiled.counts else None
+    result.has_next = len(rows) > controls.count
+    rids = [row[0] for row in rows[:controls.count]]
     result.matches = uow.current_by_rids(rids)
     _include(uow, result)
-    result.total = _total(uow, result, compiled.where, len(rids))
+    result.total = counted if counted is not None else _total(uow, result, compiled, len(rids))
     return result
 
 
@@ -125,8 +140,10 @@ def _include(uow: UnitOfWork, result: SearchResult) -> None:
             result.has_next = True
 
 
-def _total(uow: UnitOfWork, result: SearchResult, where, fetched: int) -> int | None:
-    mode = result.parsed.controls.total
+def _total(uow: UnitOfWork, result: SearchResult, compiled: Plan, fetched: int) -> int | None:
+    """Bundle.total by `_total` when the page statement did not count it; by default left out unless
+    cheap (the last page, or no criteria and at most TOTAL_CAP resources)."""
+    mode, where = result.parsed.controls.total, compiled.where
     if mode == "none":
         return None
     if not result.has_next and fetched == len(result.matches) and (fetched or result.offset == 0):
@@ -135,9 +152,12 @@ def _total(uow: UnitOfWork, result: SearchResult, where, fetched: int) -> int | 
         return _estimate(uow, where)
     if mode in ("accurate", "estimate"):
         return _count(uow, where)
-    capped = select(func.count()).select_from(select(resources.c.rid).where(where).limit(TOTAL_CAP + 1).subquery())
-    found = uow.conn.execute(capped).scalar_one()
-    return found if found <= TOTAL_CAP else None
+    if compiled.unfiltered:
+        capped = select(func.count()).select_from(
+            select(resources.c.rid).where(where).limit(TOTAL_CAP + 1).subquery())
+        found = uow.conn.execute(capped).scalar_one()
+        return found if found <= TOTAL_CAP else None
+    return None
 
 
 def _count(uow: UnitOfWork, where) -> int:
