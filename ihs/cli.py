@@ -100,5 +100,56 @@ def load(paths, database):
     sys.exit(1 if report.errors else 0)
 
 
+@main.command()
+@click.option("--database", default=None, help="sqlite:///path or postgresql://... (or IHS_DATABASE_URL)")
+def reindex(database):
+    """Index existing resources for SearchParameters added since they were stored."""
+    from ihs.server import open_store
+    from ihs.store.reindex import reindex as run_reindex
+
+    report = run_reindex(open_store(database))
+    for parameter in report["parameters"]:
+        click.echo(f"SearchParameter/{parameter['id']} ({parameter['code']}): {parameter['status']} "
+                   f"on {', '.join(parameter['types'])}")
+    click.echo(f"{report['resources']} resources, {report['rows']} index rows")
+    for error in report["errors"]:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(1 if report["errors"] else 0)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--database", default=None, help="sqlite:///path or postgresql://... (or IHS_DATABASE_URL)")
+@click.option("--level", type=click.Choice(["system", "patient", "group"]), default="system", show_default=True)
+@click.option("--group", default=None, help="Group id, with --level group")
+@click.option("--type", "types", multiple=True, help="resource types to export (repeatable)")
+@click.option("--since", default=None, help="only resources changed since this instant")
+@click.option("--deidentify", is_flag=True, help="research form: pseudonyms, shifted dates, no free text")
+def export(directory, database, level, group, types, since, deidentify):
+    """Bulk-export resources as NDJSON files, one per type."""
+    from ihs.analytics.commands import export as run_export
+    from ihs.server import open_store
+
+    result = run_export(open_store(database), directory, level=level, group=group, types=list(types) or None,
+                        since=since, deidentify=deidentify)
+    for file in result.files:
+        click.echo(f"{file.type:32} {file.count:>8}  {file.path}")
+
+
+@main.group()
+def mpi():
+    """The master patient index."""
+
+
+@mpi.command("rebuild")
+@click.option("--database", default=None, help="sqlite:///path or postgresql://... (or IHS_DATABASE_URL)")
+def mpi_rebuild(database):
+    """Match every patient again, link them to golden records, and retrain the model."""
+    from ihs.mpi.rebuild import rebuild
+    from ihs.server import open_store
+
+    click.echo(rebuild(open_store(database)))
+
+
 if __name__ == "__main__":
     main()

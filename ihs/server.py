@@ -4,8 +4,10 @@ from __future__ import annotations
 import os
 from contextlib import asynccontextmanager
 
+from ihs import events
 from ihs.api.app import create_app
 from ihs.events.outbox import OutboxDispatcher
+from ihs.mpi import changes as mpi_changes
 from ihs.store.store import Store
 
 
@@ -16,9 +18,16 @@ def open_store(url: str | None = None) -> Store:
     return store
 
 
+def subscribe_handlers() -> None:
+    """The platform's reactions to committed changes, on the default event bus."""
+    mpi_changes.subscribe_all(events.subscribe)
+
+
 def app_from_env():
     """ASGI factory used by `ihs serve` (each worker process builds its own store, pool and dispatcher)."""
     store = open_store(os.environ.get("IHS_DATABASE_URL"))
+
+    subscribe_handlers()
 
     @asynccontextmanager
     async def lifespan(app):
