@@ -39,9 +39,16 @@ def synthea_bundles() -> list[bytes]:
     return [d for d in documents if b'"transaction"' in d[:2000]]
 
 
+TOKEN = {"value": ""}
+
+
+def _auth() -> dict:
+    return {"Authorization": f"Bearer {TOKEN['value']}"}
+
+
 def post(port: int, body: bytes) -> tuple[int, int]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    conn.request("POST", "/", body, {"Content-Type": "application/fhir+json"})
+    conn.request("POST", "/", body, {"Content-Type": "application/fhir+json", **_auth()})
     response = conn.getresponse()
     payload = response.read()
     conn.close()
@@ -61,12 +68,13 @@ def ingest(port: int, bundles: list[bytes], clients: int) -> tuple[int, float]:
 
 
 def _reader(args) -> int:
-    port, paths, seconds = args
+    port, paths, seconds, token = args
+    headers = {"Authorization": f"Bearer {token}"}
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     done, rng = 0, random.Random(os.getpid())
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
-        conn.request("GET", rng.choice(paths))
+        conn.request("GET", rng.choice(paths), headers=headers)
         response = conn.getresponse()
         response.read()
         if response.status != 200:
@@ -77,22 +85,25 @@ def _reader(args) -> int:
 
 def reads_per_second(port: int, paths: list[str], clients: int, seconds: float = 8) -> float:
     with multiprocessing.Pool(clients) as pool:
-        counts = pool.map(_reader, [(port, paths, seconds)] * clients)
+        counts = pool.map(_reader, [(port, paths, seconds, TOKEN["value"])] * clients)
     return sum(counts) / seconds
 
 
 def patient_paths(port: int) -> list[str]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request("GET", "/Patient/_history?_count=1000")
+    conn.request("GET", "/Patient/_history?_count=1000", headers=_auth())
     bundle = orjson.loads(conn.getresponse().read())
     return [f"/Patient/{e['resource']['id']}" for e in bundle["entry"] if "resource" in e]
 
 
 def run(backend: str, workers: int, clients: int, bundles: list[bytes]) -> None:
     if backend == "postgresql":
+        from sqlalchemy import text
+
         from ihs.store.store import Store
         store = Store(POSTGRES)
-        store.drop_schema()
+        with store.engine.begin() as conn:  # an empty database: the store's and the security tables
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         store.dispose()
         url = POSTGRES
     else:
@@ -102,6 +113,7 @@ def run(backend: str, workers: int, clients: int, bundles: list[bytes]) -> None:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         url = f"sqlite:///{path}"
     server = ServerProcess(url, workers=workers).start()
+    TOKEN["value"] = server.system_token()
     try:
         stored, seconds = ingest(server.port, bundles, clients)
         print(f"ingest {backend}: {stored / seconds:,.0f} resources/s ({stored} resources in {seconds:.1f} s, "

@@ -52,13 +52,17 @@ def serve(host, port, database, workers, demo, log_level, tls_cert, tls_key):
 def _ensure_demo(store) -> None:
     from sqlalchemy import func, select
 
+    from ihs.auth.demo import create_demo_accounts
     from ihs.store.schema import resources
 
     with store.engine.connect() as conn:
-        if conn.execute(select(func.count()).select_from(resources)).scalar_one():
-            return
-    click.echo("creating the demo region (first start)...", err=True)
-    _load_demo(store, seed=42, residents=300)
+        empty = not conn.execute(select(func.count()).select_from(resources)).scalar_one()
+    if empty:
+        click.echo("creating the demo region (first start)...", err=True)
+        _load_demo(store, seed=42, residents=300)
+    click.echo("demo accounts (demo mode only; log in at /auth/authorize through a SMART app):", err=True)
+    for username, password, role, description in create_demo_accounts(store):
+        click.echo(f"  {username:16} {password:24} {role:14} {description}", err=True)
 
 
 def _load_demo(store, *, seed: int, residents: int) -> None:
@@ -149,6 +153,92 @@ def mpi_rebuild(database):
     from ihs.server import open_store
 
     click.echo(rebuild(open_store(database)))
+
+
+@main.command()
+@click.option("--client", "client_id", required=True, help="a backend client registered with `ihs client add`")
+@click.option("--scope", default=None, help="narrower scopes than the client's registration")
+@click.option("--database", default=None, help="sqlite:///path or postgresql://... (or IHS_DATABASE_URL)")
+@click.option("--base-url", default=None, help="the FHIR base URL the token is for (its audience)")
+def token(client_id, scope, database, base_url):
+    """Print an access token for a registered backend client (operators and scripts)."""
+    from ihs.auth.admin import issue_token
+    from ihs.server import open_store
+
+    click.echo(issue_token(open_store(database), client_id, scope, base_url=base_url)["access_token"])
+
+
+@main.group()
+def user():
+    """Accounts of people (patients and staff)."""
+
+
+@user.command("add")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, required=True, help="patient, practitioner, nurse, pharmacist, ...")
+@click.option("--fhir-user", default=None, help="the Patient/Practitioner/RelatedPerson this account is")
+@click.option("--organization", "organizations", multiple=True, help="Organization/<id> the account works for")
+@click.option("--password", default=None, help="generated and printed once when not given")
+@click.option("--database", default=None, help="sqlite:///path or postgresql://... (or IHS_DATABASE_URL)")
+def user_add(username, roles, fhir_user, organizations, password, database):
+    """Create an account."""
+    from ihs.auth.admin import add_user
+    from ihs.server import open_store
+
+    _, password = add_user(open_store(database), username, password, roles=roles, fhir_user=fhir_user,
+                           organizations=organizations)
+    click.echo(f"{username} created; password: {password}")
+
+
+@main.group()
+def client():
+    """Applications and systems allowed to call the API."""
+
+
+@client.command("add")
+@click.argument("client_id")
+@click.option("--kind", type=click.Choice(["backend", "public"]), default="backend", show_default=True)
+@click.option("--scope", "scopes", required=True, help='e.g. "system/*.rs" or "patient/*.rs launch/patient"')
+@click.option("--jwks", default=None, help="the backend client's public keys (JWKS file); generated when absent")
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--role", "roles", multiple=True, help="system, insurer, device, regulator, cdc-officer, ...")
+@click.option("--organization", "organizations", multiple=True)
+@click.option("--patient", default=None, help="a device's bound patient (Patient/<id>)")
+@click.option("--database", default=None, help="sqlite:///path or postgresql://... (or IHS_DATABASE_URL)")
+def client_add(client_id, kind, scopes, jwks, redirect_uris, roles, organizations, patient, database):
+    """Register a client; a backend client without --jwks gets a new key pair, printed once."""
+    import json
+
+    from ihs.auth.admin import add_client, generate_client_key
+    from ihs.server import open_store
+
+    private = None
+    if kind == "backend" and not jwks:
+        private, jwks = generate_client_key()
+    add_client(open_store(database), client_id, kind=kind, scopes=scopes, jwks=jwks, redirect_uris=redirect_uris,
+               roles=roles, organizations=organizations, patient=patient)
+    click.echo(f"client {client_id} registered")
+    if private:
+        click.echo("its private key (give it to the client, keep it secret; it is not stored):")
+        click.echo(json.dumps(private))
+
+
+@main.group()
+def audit():
+    """The tamper-evident audit trail."""
+
+
+@audit.command("verify")
+@click.option("--database", default=None, help="sqlite:///path or postgresql://... (or IHS_DATABASE_URL)")
+@click.option("--expected-head", default=None, help="the chain head recorded elsewhere, to detect truncation")
+def audit_verify(database, expected_head):
+    """Walk the hash chain and name the first modified, deleted or re-ordered AuditEvent."""
+    from ihs.audit.verify import verify_command
+    from ihs.store.engine import database_url
+
+    status, report = verify_command(database_url(database), expected_head)
+    click.echo(report)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

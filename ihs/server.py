@@ -6,15 +6,19 @@ from contextlib import asynccontextmanager
 
 from ihs import events
 from ihs.api.app import create_app
+from ihs.audit import create_audit_schema
+from ihs.auth.schema import create_auth_schema
 from ihs.events.outbox import OutboxDispatcher
 from ihs.mpi import changes as mpi_changes
 from ihs.store.store import Store
 
 
 def open_store(url: str | None = None) -> Store:
-    """The configured store with its schema in place."""
+    """The configured store with its schema (and the security tables beside it) in place."""
     store = Store(url)
     store.create_schema()
+    create_auth_schema(store.engine)
+    create_audit_schema(store.engine)
     return store
 
 

@@ -77,19 +77,43 @@ def store(request, tmp_path):
         s.dispose()
         return
     s = request.getfixturevalue("_postgres_store")
+    system_token(s)  # the security tables exist before they are emptied
     with s.engine.begin() as conn:
-        names = ", ".join(t.name for t in metadata.sorted_tables)
+        from ihs.audit.chain import audit_chain, audit_chain_head
+        names = ", ".join(t.name for t in [*metadata.sorted_tables, audit_chain, audit_chain_head])
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
     yield s
 
 
+SYSTEM_CLIENT = "test-system"
+
+
+def system_token(store, base_url: str = "http://testserver") -> str:
+    """A bearer token of a backend client allowed everything (system/*.*), as a hospital's HIS would hold."""
+    from ihs.audit import create_audit_schema
+    from ihs.auth import admin
+    from ihs.auth.schema import create_auth_schema
+
+    create_auth_schema(store.engine)
+    create_audit_schema(store.engine)
+    from ihs.auth import accounts
+    with store.engine.connect() as conn:
+        known = accounts.get_client(conn, SYSTEM_CLIENT) is not None
+    if not known:
+        _, jwks = admin.generate_client_key()
+        admin.add_client(store, SYSTEM_CLIENT, kind="backend", scopes="system/*.*", roles=("system",), jwks=jwks)
+    return admin.issue_token(store, SYSTEM_CLIENT, base_url=base_url)["access_token"]
+
+
 @pytest.fixture
 def client(store):
-    """An HTTP client for the FHIR API over `store`."""
+    """An HTTP client for the FHIR API over `store`, authenticated as a trusted backend system."""
     from starlette.testclient import TestClient
 
     from ihs.api.app import create_app
 
+    token = system_token(store)
     with TestClient(create_app(store, base_url="http://testserver"), raise_server_exceptions=False) as c:
         c.headers["Content-Type"] = "application/fhir+json"
+        c.headers["Authorization"] = f"Bearer {token}"
         yield c

@@ -49,6 +49,17 @@ class ServerProcess:
         self.stop()
         raise RuntimeError("server did not become healthy in time")
 
+    def system_token(self) -> str:
+        """A bearer token for a trusted backend system, registered in this server's database."""
+        from ihs.server import open_store
+        from tests.conftest import system_token
+
+        store = open_store(self.database)
+        try:
+            return system_token(store, base_url=self.base)
+        finally:
+            store.dispose()
+
     def kill(self) -> None:
         """SIGKILL the whole process group: no shutdown handlers, no flushing."""
         if self.process and self.process.poll() is None:

@@ -11,10 +11,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from ihs.api import bundle, capability, history, interactions, searching
+from ihs.api import bundle, capability, history, interactions, searching, security
 from ihs.api.http import (base_url, error_response, fhir_response, in_session, mark, outcome_response, prefer,
                           read_json, store_of)
 from ihs.api.operations import operation_routes
+from ihs.api.security import AuthenticationMiddleware
 from ihs.api.observability import ObservabilityMiddleware, metrics_text
 from ihs.fhir.errors import FhirError
 from ihs.store.store import Store
@@ -29,6 +30,7 @@ async def read(request: Request) -> Response:
     t, i = request.path_params["type"], request.path_params["id"]
     outcome = await in_session(request, lambda uow: interactions.read(uow, t, i), write=False)
     stored = outcome.stored
+    await run_in_threadpool(security.audit_access, store_of(request), "read", reference=f"{t}/{i}")
     if request.headers.get("if-none-match", "").replace("W/", "").strip('"') == str(stored.version):
         return Response(status_code=304, headers={"ETag": stored.etag})
     since = request.headers.get("if-modified-since")
@@ -46,6 +48,8 @@ async def vread(request: Request) -> Response:
     p = request.path_params
     outcome = await in_session(request, lambda uow: interactions.vread(uow, p["type"], p["id"], p["vid"]),
                                 write=False)
+    await run_in_threadpool(security.audit_access, store_of(request), "vread",
+                            reference=f"{p['type']}/{p['id']}/_history/{p['vid']}")
     return outcome_response(request, outcome, base_url(request))
 
 
@@ -81,8 +85,14 @@ async def instance_history(request: Request) -> Response:
     mark(request, "history-instance")
     p = request.path_params
     interactions.check_type(p["type"])
-    body = await in_session(request, lambda uow: history.bundle(
-        uow, request.query_params, base_url(request), p["type"], p["id"]), write=False)
+
+    def work(uow):
+        interactions.check_history(uow, p["type"], p["id"])
+        return history.bundle(uow, request.query_params, base_url(request), p["type"], p["id"])
+
+    body = await in_session(request, work, write=False)
+    await run_in_threadpool(security.audit_access, store_of(request), "history",
+                            reference=f"{p['type']}/{p['id']}")
     return fhir_response(body)
 
 
@@ -128,9 +138,14 @@ async def _search(request: Request, res_type: str | None) -> Response:
         form = await request.form()
         query += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     lenient = _lenient(request)
-    body = await in_session(
-        request, lambda uow: searching.search_bundle(uow, res_type, query, base=base_url(request), lenient=lenient),
-        write=False)
+
+    def work(uow):
+        security.check_search(uow, res_type)
+        return searching.search_bundle(uow, res_type, query, base=base_url(request), lenient=lenient)
+
+    body = await in_session(request, work, write=False)
+    await run_in_threadpool(security.audit_access, store_of(request), "search", query=request.url.query,
+                            interaction="search-type" if res_type else "search-system")
     return fhir_response(body)
 
 
@@ -144,8 +159,15 @@ async def search_compartment(request: Request) -> Response:
     p = request.path_params
     query = interactions.parse_query(request.url.query)
     lenient = _lenient(request)
-    body = await in_session(request, lambda uow: searching.compartment_bundle(
-        uow, p["type"], p["id"], p["target"], query, base=base_url(request), lenient=lenient), write=False)
+
+    def work(uow):
+        security.check_search(uow, p["target"])
+        return searching.compartment_bundle(uow, p["type"], p["id"], p["target"], query, base=base_url(request),
+                                            lenient=lenient)
+
+    body = await in_session(request, work, write=False)
+    await run_in_threadpool(security.audit_access, store_of(request), "search", query=request.url.query,
+                            interaction="search-compartment")
     return fhir_response(body)
 
 
@@ -153,8 +175,13 @@ async def type_history(request: Request) -> Response:
     mark(request, "history-type")
     t = request.path_params["type"]
     interactions.check_type(t)
-    body = await in_session(request, lambda uow: history.bundle(uow, request.query_params, base_url(request), t),
-                             write=False)
+
+    def work(uow):
+        security.check_search(uow, t)
+        return history.bundle(uow, request.query_params, base_url(request), t)
+
+    body = await in_session(request, work, write=False)
+    await run_in_threadpool(security.audit_access, store_of(request), "search", interaction="history-type")
     return fhir_response(body)
 
 
@@ -168,13 +195,18 @@ async def transaction(request: Request) -> Response:
         raise FhirError("POST to the base URL takes a batch or transaction Bundle", expression="Bundle")
     wanted = prefer(request, "return") or "minimal"
     result = await run_in_threadpool(bundle.process, store_of(request), body, prefer_return=wanted)
+    await run_in_threadpool(security.audit_access, store_of(request), "operation", interaction=body["type"])
     return fhir_response(result)
 
 
 async def system_history(request: Request) -> Response:
     mark(request, "history-system")
-    body = await in_session(request, lambda uow: history.bundle(uow, request.query_params, base_url(request)),
-                             write=False)
+    def work(uow):
+        security.check_search(uow, None)
+        return history.bundle(uow, request.query_params, base_url(request))
+
+    body = await in_session(request, work, write=False)
+    await run_in_threadpool(security.audit_access, store_of(request), "search", interaction="history-system")
     return fhir_response(body)
 
 
@@ -206,6 +238,9 @@ async def metrics(request: Request) -> Response:
 
 
 async def _fhir_error(request: Request, exc: FhirError) -> Response:
+    if exc.status in (403, 405) and getattr(request.state, "interaction", None):
+        await run_in_threadpool(security.audit_access, store_of(request), "operation", status=exc.status,
+                                reference=request.url.path, interaction=request.state.interaction)
     return error_response(exc)
 
 
@@ -249,5 +284,6 @@ def create_app(store: Store, *, base_url: str | None = None, lifespan=None) -> S
         FhirError: _fhir_error, HTTPException: _http_error, Exception: _server_error})
     app.state.store = store
     app.state.base_url = base_url.rstrip("/") if base_url else None
+    app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(ObservabilityMiddleware)
     return app

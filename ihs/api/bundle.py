@@ -13,7 +13,7 @@ from http import HTTPStatus
 
 import orjson
 
-from ihs.api import interactions
+from ihs.api import interactions, security
 from ihs.api.interactions import Outcome, parse_query
 from ihs.fhir import validation
 from ihs.fhir.errors import FhirError, Issue, NotFound, PreconditionFailed
@@ -33,6 +33,14 @@ def process(store: Store, bundle: dict, *, prefer_return: str = "minimal") -> di
     if not isinstance(entries, list):
         raise FhirError("Bundle.entry must be an array", expression="Bundle.entry")
     requests = [_request_of(i, e) for i, e in enumerate(entries)]
+    token = security.auditing_entries.set(False)
+    try:
+        return _process(store, kind, entries, requests, prefer_return)
+    finally:
+        security.auditing_entries.reset(token)
+
+
+def _process(store: Store, kind: str, entries: list[dict], requests: list[dict], prefer_return: str) -> dict:
     if kind == "transaction":
         _validate_entries(entries, requests)
         with store.session(write=True) as uow:
@@ -251,6 +259,7 @@ def _run(uow: UnitOfWork, entry: dict, request: dict, ids: dict[str, str]) -> Ou
     if len(parts) == 4 and parts[2] == "_history":
         return interactions.vread(uow, parts[0], parts[1], parts[3])
     from ihs.api import searching
+    security.check_search(uow, parts[0] or None)
     return Outcome(200, body=searching.search_bundle(uow, parts[0] if parts[0] else None, parse_query(query),
                                                      base=""))
 

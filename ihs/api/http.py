@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 from email.utils import format_datetime
 
 import orjson
@@ -9,8 +10,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ihs.api.interactions import Outcome
-from ihs.fhir.errors import FhirError, operation_outcome, Issue
+from ihs.fhir.errors import FhirError, Issue, operation_outcome
+
+if TYPE_CHECKING:
+    from ihs.api.interactions import Outcome
 
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json", "text/json")

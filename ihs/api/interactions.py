@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from ihs.api import security
 from ihs.fhir import validation
 from ihs.fhir.errors import BusinessRule, FhirError, Gone, NotFound, PreconditionFailed
 from ihs.store import search
@@ -95,8 +96,17 @@ def create(uow: UnitOfWork, res_type: str, resource: dict, *, if_none_exist: str
     if if_none_exist:
         existing = _single_match(uow, res_type, if_none_exist.lstrip("?"), "If-None-Exist")
         if existing is not None:
+            security.check(uow, "read", res_type, existing.resource())
             return Outcome(200, existing)
-    return Outcome(201, uow.create(resource, method=method))
+    return _create(uow, res_type, resource, method)
+
+
+def _create(uow: UnitOfWork, res_type: str, resource: dict, method: str) -> Outcome:
+    security.check(uow, "create", res_type, resource)
+    security.stamp_author(resource)
+    stored = uow.create(resource, method=method)
+    security.audit_write(uow, "create", f"{res_type}/{stored.id}")
+    return Outcome(201, stored)
 
 
 def read(uow: UnitOfWork, res_type: str, res_id: str) -> Outcome:
@@ -106,7 +116,19 @@ def read(uow: UnitOfWork, res_type: str, res_id: str) -> Outcome:
         raise NotFound(f"{res_type}/{res_id} does not exist")
     if current.deleted:
         raise Gone(f"{res_type}/{res_id} was deleted (version {current.version})")
+    security.check(uow, "read", res_type, current.resource())
     return Outcome(200, current)
+
+
+def check_history(uow: UnitOfWork, res_type: str, res_id: str) -> None:
+    """The access policy decides on a resource's history by its latest content (a deleted one's too)."""
+    check_type(res_type)
+    current = uow.current(res_type, res_id)
+    if current is None:
+        raise NotFound(f"{res_type}/{res_id} does not exist")
+    latest = current if not current.deleted else uow.version(res_type, res_id, current.version - 1)
+    if latest is not None and latest.content:
+        security.check(uow, "history-instance", res_type, latest.resource())
 
 
 def vread(uow: UnitOfWork, res_type: str, res_id: str, version: str) -> Outcome:
@@ -118,6 +140,7 @@ def vread(uow: UnitOfWork, res_type: str, res_id: str, version: str) -> Outcome:
         raise NotFound(f"version {version} of {res_type}/{res_id} does not exist")
     if stored.deleted:
         raise Gone(f"version {version} of {res_type}/{res_id} is a deletion")
+    security.check(uow, "vread", res_type, stored.resource())
     return Outcome(200, stored)
 
 
@@ -131,9 +154,20 @@ def update(uow: UnitOfWork, res_type: str, res_id: str, resource: dict, *, if_ma
     if current is None:
         if if_match is not None:
             raise PreconditionFailed(f"If-Match was given but {res_type}/{res_id} does not exist")
-        return Outcome(201, uow.create(resource, method=method))
+        return _create(uow, res_type, resource, method)
     _check_version(current, if_match)
-    return Outcome(201 if current.deleted else 200, uow.update(resource, current, method=method))
+    return Outcome(201 if current.deleted else 200, _update(uow, resource, current, method))
+
+
+def _update(uow: UnitOfWork, resource: dict, current: StoredResource, method: str) -> StoredResource:
+    previous = None if current.deleted else current.resource()
+    if previous is not None:
+        security.check(uow, "read", current.type, previous)
+    security.check(uow, "update" if method != "PATCH" else "patch", current.type, resource)
+    security.stamp_author(resource, previous)
+    stored = uow.update(resource, current, method=method)
+    security.audit_write(uow, "patch" if method == "PATCH" else "update", f"{current.type}/{current.id}")
+    return stored
 
 
 def conditional_update(uow: UnitOfWork, res_type: str, query: str, resource: dict, *,
@@ -168,7 +202,7 @@ def patch(uow: UnitOfWork, res_type: str, res_id: str, document, content_type: s
         raise FhirError("PATCH takes a JSON Patch (Content-Type application/json-patch+json) or a FHIR Patch "
                         "Parameters resource (application/fhir+json)", 415 if "json" not in content_type else 400)
     _check_body(res_type, patched, res_id)
-    return Outcome(200, uow.update(patched, current, method="PATCH"))
+    return Outcome(200, _update(uow, patched, current, "PATCH"))
 
 
 def delete(uow: UnitOfWork, res_type: str, res_id: str) -> Outcome:
@@ -177,7 +211,14 @@ def delete(uow: UnitOfWork, res_type: str, res_id: str) -> Outcome:
     current = uow.current(res_type, res_id)
     if current is None or current.deleted:
         return Outcome(204)
-    return Outcome(204, uow.delete(current))
+    return Outcome(204, _delete(uow, current))
+
+
+def _delete(uow: UnitOfWork, current: StoredResource) -> StoredResource:
+    security.check(uow, "delete", current.type, current.resource())
+    stored = uow.delete(current)
+    security.audit_write(uow, "delete", f"{current.type}/{current.id}")
+    return stored
 
 
 def conditional_delete(uow: UnitOfWork, res_type: str, query: str) -> Outcome:
@@ -189,4 +230,4 @@ def conditional_delete(uow: UnitOfWork, res_type: str, query: str) -> Outcome:
         raise PreconditionFailed(f"conditional delete '{res_type}?{query}' matches more than one resource")
     if not matches:
         return Outcome(204)
-    return Outcome(204, uow.delete(matches[0]))
+    return Outcome(204, _delete(uow, matches[0]))

@@ -37,7 +37,8 @@ def linked_patients(uow: UnitOfWork, patient_id: str) -> list[str]:
 def _types(wanted: str | None) -> list[str]:
     definition = compartments()["Patient"]
     if not wanted:
-        return sorted(definition)
+        # The patient's record, not the trail of who looked at it (ask for _type=AuditEvent for that).
+        return sorted(t for t in definition if t != "AuditEvent")
     types = [t.strip() for t in wanted.split(",") if t.strip()]
     unknown = [t for t in types if t not in definition]
     if unknown:

@@ -12,6 +12,8 @@ def referring(uow: UnitOfWork, patient_id: str) -> list[StoredResource]:
     """Current resources that reference Patient/`patient_id` by a Patient compartment parameter."""
     found: dict[tuple[str, str], StoredResource] = {}
     for res_type, params in sorted(compartments()["Patient"].items()):
+        if res_type in ("AuditEvent", "Provenance"):
+            continue  # records of what happened are never rewritten, a merge included
         for param in params:
             if param == "{def}":
                 continue

@@ -11,8 +11,9 @@ from tests.conftest import scratch_database
 from tests.server_process import ServerProcess
 
 
-def _create_until_killed(base: str, answered: list[str], stop: threading.Event) -> None:
-    with httpx.Client(base_url=base, headers={"Content-Type": "application/fhir+json"}, timeout=10) as http:
+def _create_until_killed(base: str, token: str, answered: list[str], stop: threading.Event) -> None:
+    headers = {"Content-Type": "application/fhir+json", "Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=10) as http:
         n = 0
         while not stop.is_set():
             n += 1
@@ -37,9 +38,11 @@ def test_every_answered_create_survives_sigkill(backend, tmp_path, request):
 
 def _check_survives_sigkill(url: str) -> None:
     server = ServerProcess(url, workers=2).start()
+    token = server.system_token()
     answered: list[str] = []
     stop = threading.Event()
-    writers = [threading.Thread(target=_create_until_killed, args=(server.base, answered, stop)) for _ in range(4)]
+    writers = [threading.Thread(target=_create_until_killed, args=(server.base, token, answered, stop))
+               for _ in range(4)]
     for w in writers:
         w.start()
     deadline = time.monotonic() + 30
@@ -53,7 +56,8 @@ def _check_survives_sigkill(url: str) -> None:
 
     restarted = ServerProcess(url).start()
     try:
-        with httpx.Client(base_url=restarted.base, timeout=10) as http:
+        headers = {"Authorization": f"Bearer {restarted.system_token()}"}
+        with httpx.Client(base_url=restarted.base, headers=headers, timeout=10) as http:
             missing = [ref for ref in answered if http.get(f"/{ref}").status_code != 200]
     finally:
         restarted.stop()

@@ -20,6 +20,7 @@ from ihs.analytics.jobs import ExportJobs
 from ihs.api.http import base_url, fhir_response, mark, prefer, read_json, store_of
 from ihs.fhir.errors import FhirError, Issue, operation_outcome
 from ihs.fhir.indexing import date_bounds
+from ihs.fhir.validation import resource_types
 from ihs.fhir.searchparams import registry
 from ihs.store.store import instant
 
@@ -106,6 +107,9 @@ async def _kick_off(request: Request, level: str, group_id: str | None = None) -
                                    output_format=(values["_outputFormat"] or ["application/fhir+ndjson"])[-1],
                                    allowed=_allowed(request),
                                    deidentify=_deidentify(request, values["_deidentify"]))
+    unknown = [t for t in types if t not in resource_types()]
+    if unknown:
+        raise FhirError(f"_type names {', '.join(unknown)}, which are not FHIR R4 resource types", expression="_type")
     if export_request.allowed is not None and types:
         denied = [t for t in types if t not in export_request.allowed]
         if denied:

@@ -77,9 +77,14 @@ def selectivity(leaf: Leaf) -> int:
         return 3 if modifier == "exact" or min(len(value) for value in leaf.values) >= 3 else 6
     if kind == "composite":
         return 4
+    if kind == "date" and all(v.prefix == "eq" and v.high - v.low <= _DAY for v in leaf.values):
+        return 1  # a day or less: a narrow range of the low index
     if kind in ("date", "number", "quantity") and all(value_of(v).prefix in ("eq", "ap") for v in leaf.values):
         return 5
     return 8
+
+
+_DAY = 86_400_000_000
 
 
 def value_of(value):

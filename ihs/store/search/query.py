@@ -83,10 +83,6 @@ class Include:
     iterate: bool
     reverse: bool
 
-    def written(self) -> str:
-        return "*" if self.source is None else ":".join(
-            [self.source, self.param or "*"] + ([self.target] if self.target else []))
-
 
 @dataclass
 class Controls:
