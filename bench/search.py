@@ -371,11 +371,14 @@ def show_sql(store: Store) -> None:
     samples = draw_samples(store, 1)
     for shape in SHAPES:
         with store.session() as uow:
-            compiled = plan(uow, shape.res_type, shape.query(samples[0])).page
-            sql = str(compiled.compile(dialect=uow.conn.dialect, compile_kwargs={"literal_binds": True}))
-            print(f"-- {shape.name}\n{sql};")
+            page = plan(uow, shape.res_type, shape.query(samples[0])).page
+            shown = page.compile(dialect=uow.conn.dialect, compile_kwargs={"literal_binds": True})
+            print(f"-- {shape.name}\n{str(shown).replace('LIMIT ? OFFSET', 'LIMIT -1 OFFSET')};")
+            compiled = page.compile(dialect=uow.conn.dialect)
             explain = "EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN "
-            for row in uow.conn.exec_driver_sql(explain + sql):
+            params = compiled.params if compiled.positiontup is None else \
+                tuple(compiled.params[name] for name in compiled.positiontup)
+            for row in uow.conn.exec_driver_sql(explain + str(compiled), params):
                 print("--   " + " ".join(str(c) for c in row[-1:]))
             print()
 

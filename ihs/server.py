@@ -6,11 +6,14 @@ from contextlib import asynccontextmanager
 
 from ihs import events
 from ihs.api.app import create_app
+from ihs.api.security import audit_writer
 from ihs.audit import create_audit_schema
 from ihs.auth.schema import create_auth_schema
 from ihs.events.outbox import OutboxDispatcher
+from ihs.auth import policy
 from ihs.mpi import changes as mpi_changes
 from ihs.store.store import Store
+from ihs.surveillance import changes as surveillance_changes
 
 
 def open_store(url: str | None = None) -> Store:
@@ -25,6 +28,8 @@ def open_store(url: str | None = None) -> Store:
 def subscribe_handlers() -> None:
     """The platform's reactions to committed changes, on the default event bus."""
     mpi_changes.subscribe_all(events.subscribe)
+    events.subscribe(surveillance_changes.on_change, types=surveillance_changes.TYPES)
+    events.subscribe(policy.on_change, types=set(policy.RELATIONSHIP_TYPES))
 
 
 def app_from_env():
@@ -40,6 +45,7 @@ def app_from_env():
             yield
         finally:
             dispatcher.stop()
+            audit_writer(store).flush()
             store.dispose()
 
     return create_app(store, base_url=os.environ.get("IHS_BASE_URL"), lifespan=lifespan)

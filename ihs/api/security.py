@@ -99,14 +99,22 @@ def audit_write(uow, action: str, reference: str) -> None:
 _writers: dict[int, AuditWriter] = {}
 
 
+def audit_writer(store) -> AuditWriter:
+    writer = _writers.get(id(store))
+    if writer is None:
+        writer = _writers[id(store)] = AuditWriter(store, max_wait=0.02)
+    return writer
+
+
 def audit_access(store, action: str, *, status: int = 200, reference: str | None = None,
                  query: str | None = None, interaction: str | None = None) -> None:
-    """Record a read, search or refused access before the response is sent."""
+    """Record a read, search or refused access: queued, and on the chain within a few milliseconds.
+
+    Waiting for the commit would cost every read a disk round trip; changes, which must not be
+    answered before they are durable, record their events in their own transaction instead.
+    """
     principal = current_principal.get()
     if principal is None:
         return
-    writer = _writers.get(id(store))
-    if writer is None:
-        writer = _writers[id(store)] = AuditWriter(store)
-    writer.write(audit_event(action, outcome=outcome_of(status), resource=reference, query=query,
-                             interaction=interaction, **from_principal(principal)), checked=True)
+    audit_writer(store).submit(audit_event(action, outcome=outcome_of(status), resource=reference, query=query,
+                                           interaction=interaction, **from_principal(principal)), checked=True)

@@ -9,11 +9,14 @@ Changes (create, update, delete) record their event with `ihs.audit.record` in t
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
 from ihs.audit.chain import record_many
+
+log = logging.getLogger("ihs.audit")
 
 
 @dataclass
@@ -51,6 +54,29 @@ class AuditWriter:
         if ticket.error is not None:
             raise ticket.error
 
+    def submit(self, event: dict, *, checked: bool = False) -> None:
+        """Queue `event` and return at once; a background thread commits the queue within `max_wait`.
+
+        For the API's reads: the response does not wait for the disk. A crash of the process can
+        lose the events queued in that last instant (see docs/security.md); `flush()` on shutdown.
+        """
+        ticket = _Ticket(event, checked)
+        with self._lock:
+            self._pending.append(ticket)
+            lead = not self._leading
+            self._leading = True
+        if lead:
+            threading.Thread(target=self._lead, name="audit-writer", daemon=True).start()
+
+    def flush(self, timeout: float = 10) -> None:
+        """Wait until every queued event is committed."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._pending and not self._leading:
+                    return
+            time.sleep(self.max_wait)
+
     def _lead(self) -> None:
         time.sleep(self.max_wait)  # let concurrent requests join this transaction
         while True:
@@ -60,10 +86,12 @@ class AuditWriter:
                     self._leading = False
                     return
             try:
-                with self.store.session(write=True) as uow:
+                # Read audits need not wait for the disk: a crash of the process loses none of them.
+                with self.store.session(write=True, synced=False) as uow:
                     for checked in (True, False):
                         record_many(uow, [t.event for t in batch if t.checked is checked], checked=checked)
             except BaseException as exc:  # every waiting request learns its event was not stored
+                log.exception("audit events could not be stored", extra={"fields": {"events": len(batch)}})
                 for ticket in batch:
                     ticket.error = exc
             for ticket in batch:

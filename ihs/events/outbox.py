@@ -22,10 +22,11 @@ MAX_ATTEMPTS = 5
 
 
 class OutboxDispatcher:
-    def __init__(self, store, bus: EventBus | None = None, *, interval: float = 0.5):
+    def __init__(self, store, bus: EventBus | None = None, *, interval: float = 0.5, pace: float = 0.05):
         self.store = store
         self.bus = bus or default_bus
         self.interval = interval
+        self.pace = pace  # at most one round per `pace` seconds, however many commits wake it
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -92,6 +93,7 @@ class OutboxDispatcher:
                         pass
                 except Exception:
                     log.exception("outbox dispatch failed; retrying")
+            self._stop.wait(self.pace)
             self._wake.wait(self.interval)
             self._wake.clear()
 

@@ -45,6 +45,7 @@ def test_search_on_a_parameter_not_yet_backfilled_warns_and_returns_nothing(stor
     answer = result(store, "Patient", "eye-colour=blue")
     assert answer.matches == []
     assert "ihs reindex" in answer.warnings[0].diagnostics and answer.warnings[0].severity == "warning"
+    assert result(store, "Patient", "_sort=eye-colour").warnings
 
 
 def test_reindex_backfills_and_then_searches_are_complete(store):

@@ -33,8 +33,18 @@ def rows_test(rid_column, rows, *, negated: bool, driving: bool) -> ColumnElemen
     """
     if driving and not negated:
         return rid_column.in_(rows)
-    probe = exists(rows.where(rows.selected_columns[0] == rid_column))
-    return ~probe if negated else probe
+    test = probe(rows.where(rows.selected_columns[0] == rid_column))
+    return ~test if negated else test
+
+
+def probe(rows) -> ColumnElement:
+    """EXISTS (rows), evaluated per candidate.
+
+    OFFSET 0 keeps PostgreSQL from turning it into a join that it would drive by its own row
+    estimates, which multiply (res_type, param, value) selectivities as if independent and can be
+    off a hundredfold; the planner here has already chosen what drives. SQLite is unaffected.
+    """
+    return exists(rows.offset(0))
 
 
 def leaf_rows(leaf: Leaf, types: Sequence[str] | None):

@@ -137,6 +137,8 @@ def parse_query(types: list[str], query: list[tuple[str, str]], lookup: Lookup, 
         try:
             if len({sort_param(res_type, code, lookup).type for res_type in types}) > 1:
                 raise _bad("_sort", f"'{code}' has a different type in each of {', '.join(types)}")
+        except Pending:
+            parsed.pending.append(f"_sort={code}")
         except FhirError as exc:
             problems.extend(exc.issues)
             parsed.controls.sort = [s for s in parsed.controls.sort if s[0] != code]

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ihs.fhir.definitions import compartments
 from ihs.fhir.errors import FhirError
 from ihs.store.schema import INDEX_TABLES, idx_reference, resources
-from ihs.store.search.conditions import leaf_condition, leaf_rows, rows_test, selectivity, type_filter
+from ihs.store.search.conditions import leaf_condition, leaf_rows, probe, rows_test, selectivity, type_filter
 from ihs.store.search.query import Chain, Has, Leaf, Node, ParsedQuery
 from ihs.store.search.ranges import Window, point_like, window_rows, windows
 
@@ -147,7 +147,7 @@ def _chain_condition(chain: Chain, r, types: Sequence[str] | None, driving: bool
             per_target.append(and_(ref.c.target_type == target, ref.c.target_id.in_(matching)))
         else:  # per candidate: does what it refers to match?
             matching = targets.where(r2.c.res_id == ref.c.target_id, node_condition(inner, r2, [target], False))
-            per_target.append(and_(ref.c.target_type == target, exists(matching)))
+            per_target.append(and_(ref.c.target_type == target, probe(matching)))
     rows = select(ref.c.rid).where(type_filter(ref.c.res_type, types), ref.c.param == chain.param.code,
                                    or_(*per_target) if len(per_target) > 1 else per_target[0])
     return rows_test(r.c.rid, rows, negated=False, driving=driving)
@@ -171,12 +171,12 @@ def _has_condition(has: Has, r, types: Sequence[str] | None, driving: bool) -> C
         if drive:
             matches = ref.c.rid.in_(sources.where(*conditions([has.inner], r2, [has.source])[0]))
         else:
-            matches = exists(sources.where(r2.c.rid == ref.c.rid,
-                                           node_condition(has.inner, r2, [has.source], False)))
+            matches = probe(sources.where(r2.c.rid == ref.c.rid,
+                                          node_condition(has.inner, r2, [has.source], False)))
     if drive:  # the matching sources, once, then what they refer to
         return r.c.res_id.in_(rows.where(ref.c.target_type == types[0], matches))
     # per candidate: is it referred to by a source that matches?
-    return exists(rows.where(ref.c.target_id == r.c.res_id, ref.c.target_type == r.c.res_type, matches))
+    return probe(rows.where(ref.c.target_id == r.c.res_id, ref.c.target_type == r.c.res_type, matches))
 
 
 def compartment_condition(r, compartment: str, compartment_id: str, types: Sequence[str]) -> ColumnElement:
