@@ -12,6 +12,7 @@ from ihs.auth.schema import create_auth_schema
 from ihs.events.outbox import OutboxDispatcher
 from ihs.auth import policy
 from ihs.mpi import changes as mpi_changes
+from ihs.store.reindex import register_stored
 from ihs.store.store import Store
 from ihs.surveillance import changes as surveillance_changes
 
@@ -35,6 +36,7 @@ def subscribe_handlers() -> None:
 def app_from_env():
     """ASGI factory used by `ihs serve` (each worker process builds its own store, pool and dispatcher)."""
     store = open_store(os.environ.get("IHS_DATABASE_URL"))
+    register_stored(store)  # user-defined SearchParameters are indexed by every worker from its first write
 
     subscribe_handlers()
 

@@ -92,6 +92,8 @@ def compile_structure(sd: dict, sd_types: dict[str, str], constrained: set[str])
             spec["min"] = e["min"]
         if e.get("max", "1") != "1":
             spec["max"] = e["max"]
+        if e.get("isSummary"):
+            spec["summary"] = True  # what _summary=true keeps
         binding = e.get("binding", {})
         if binding.get("strength") == "required" and binding.get("valueSet"):
             spec["binding"] = binding["valueSet"].split("|", 1)[0]

@@ -158,3 +158,14 @@ def test_capability_statement_lists_what_search_answers(region):
     assert {"code", "subject", "date", "value-quantity", "code-value-quantity", "_id", "_lastUpdated",
             "_tag"} <= names
     assert "_text" not in names and "_content" not in names
+
+
+def test_summary_true_keeps_only_the_elements_marked_as_summary(client):
+    created = client.post("/Patient", json={"resourceType": "Patient", "gender": "female", "birthDate": "1950-01-01",
+                                            "maritalStatus": {"text": "married"},
+                                            "name": [{"family": "赵"}]}).json()
+    bundle = client.get(f"/Patient?_id={created['id']}&_summary=true").json()
+    summarized = bundle["entry"][0]["resource"]
+    assert summarized["gender"] == "female" and summarized["name"] == [{"family": "赵"}]
+    assert "maritalStatus" not in summarized
+    assert any(t.get("code") == "SUBSETTED" for t in summarized["meta"].get("tag", []))
