@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(VENV)/bin/ihs serve --demo --host 127.0.0.1 --port 8080 --database sqlite:///ihs-data/ihs.db
 
 test: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2
 
 clean:
 	rm -rf $(VENV) ihs-data

@@ -44,11 +44,7 @@ class AuditWriter:
         `checked=True`: the event comes from `audit_event` and needs no validation (see `record`).
         """
         ticket = _Ticket(event, checked)
-        with self._lock:
-            self._pending.append(ticket)
-            lead = not self._leading
-            self._leading = True
-        if lead:
+        if self._enqueue(ticket):
             self._lead()
         ticket.done.wait()
         if ticket.error is not None:
@@ -60,12 +56,7 @@ class AuditWriter:
         For the API's reads: the response does not wait for the disk. A crash of the process can
         lose the events queued in that last instant (see docs/security.md); `flush()` on shutdown.
         """
-        ticket = _Ticket(event, checked)
-        with self._lock:
-            self._pending.append(ticket)
-            lead = not self._leading
-            self._leading = True
-        if lead:
+        if self._enqueue(_Ticket(event, checked)):
             threading.Thread(target=self._lead, name="audit-writer", daemon=True).start()
 
     def flush(self, timeout: float = 10) -> None:
@@ -76,6 +67,14 @@ class AuditWriter:
                 if not self._pending and not self._leading:
                     return
             time.sleep(self.max_wait)
+
+    def _enqueue(self, ticket: _Ticket) -> bool:
+        """Queue `ticket`; True when the caller must lead the next commit (nobody is leading)."""
+        with self._lock:
+            self._pending.append(ticket)
+            lead = not self._leading
+            self._leading = True
+        return lead
 
     def _lead(self) -> None:
         time.sleep(self.max_wait)  # let concurrent requests join this transaction
