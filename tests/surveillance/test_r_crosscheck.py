@@ -65,7 +65,10 @@ def case(request, tmp_path_factory):
     assert ran.returncode == 0, ran.stderr
     results = {}
     for line in ran.stdout.strip().splitlines():
-        name, upper, alarm = line.strip().split("\t")
+        fields = line.strip().split("\t")
+        if len(fields) != 3:
+            continue  # anything R printed besides the results
+        name, upper, alarm = fields
         results[name] = {"upper": [float("nan") if v.strip() == "NA" else float(v) for v in upper.split(",")],
                          "alarm": [v == "1" for v in alarm.split(",")]}
     return counts, results
