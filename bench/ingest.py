@@ -1,6 +1,7 @@
 """Ingest and read throughput of a running IHS server, on SQLite and PostgreSQL.
 
     .venv/bin/python bench/ingest.py [--backend sqlite|postgresql|both] [--workers 2] [--clients 4]
+                                     [--security on|off|both]
 
 Starts `ihs serve` for each backend on an empty database, POSTs the 100-patient Synthea
 transaction bundles (38,970 resources) from several concurrent clients and prints
@@ -67,6 +68,19 @@ def ingest(port: int, bundles: list[bytes], clients: int) -> tuple[int, float]:
     return stored, time.perf_counter() - started
 
 
+def drain_outbox(url: str, limit: float = 300) -> float:
+    """Wait until the event handlers (MPI, surveillance) have processed every change; returns seconds waited."""
+    from ihs.store.store import Store
+
+    store, started = Store(url), time.perf_counter()
+    try:
+        while store.pending_events(1) and time.perf_counter() - started < limit:
+            time.sleep(0.5)
+    finally:
+        store.dispose()
+    return time.perf_counter() - started
+
+
 def _reader(args) -> int:
     port, paths, seconds, token = args
     headers = {"Authorization": f"Bearer {token}"}
@@ -96,7 +110,7 @@ def patient_paths(port: int) -> list[str]:
     return [f"/Patient/{e['resource']['id']}" for e in bundle["entry"] if "resource" in e]
 
 
-def run(backend: str, workers: int, clients: int, bundles: list[bytes]) -> None:
+def run(backend: str, workers: int, clients: int, bundles: list[bytes], secured: bool) -> tuple[float, float]:
     if backend == "postgresql":
         from sqlalchemy import text
 
@@ -112,17 +126,21 @@ def run(backend: str, workers: int, clients: int, bundles: list[bytes]) -> None:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         url = f"sqlite:///{path}"
-    server = ServerProcess(url, workers=workers).start()
+    server = ServerProcess(url, workers=workers, secured=secured).start()
     TOKEN["value"] = server.system_token()
+    label = f"{backend}{'' if secured else ' (security off)'}"
     try:
         stored, seconds = ingest(server.port, bundles, clients)
-        print(f"ingest {backend}: {stored / seconds:,.0f} resources/s ({stored} resources in {seconds:.1f} s, "
+        print(f"ingest {label}: {stored / seconds:,.0f} resources/s ({stored} resources in {seconds:.1f} s, "
               f"{workers} workers, {clients} clients)", flush=True)
+        drained = drain_outbox(url)
+        print(f"events {label}: the change handlers finished {drained:.1f} s after the ingest", flush=True)
         paths = patient_paths(server.port)
         baseline = reads_per_second(server.port, ["/healthz"], clients)
         reads = reads_per_second(server.port, paths, clients)
-        print(f"reads {backend}: {reads:,.0f} reads/s (GET Patient/id, {clients} clients; "
+        print(f"reads {label}: {reads:,.0f} reads/s (GET Patient/id, {clients} clients; "
               f"baseline GET /healthz {baseline:,.0f}/s, ratio {reads / baseline:.2f})", flush=True)
+        return stored / seconds, reads
     finally:
         server.stop()
 
@@ -132,10 +150,18 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--security", choices=["on", "off", "both"], default="on",
+                        help="off: the same server without authentication, policy and audit (to measure their cost)")
     args = parser.parse_args()
     bundles = synthea_bundles()
     for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
-        run(backend, args.workers, args.clients, bundles)
+        results = {}
+        for secured in {"on": [True], "off": [False], "both": [False, True]}[args.security]:
+            results[secured] = run(backend, args.workers, args.clients, bundles, secured)
+        if len(results) == 2:
+            (off_ingest, off_reads), (on_ingest, on_reads) = results[False], results[True]
+            print(f"security cost {backend}: ingest ratio {on_ingest / off_ingest:.2f}, "
+                  f"reads ratio {on_reads / off_reads:.2f} (on / off, same run)", flush=True)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,23 @@ def main():
 @click.option("--log-level", default=os.environ.get("IHS_LOG_LEVEL", "INFO"), show_default=True)
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="serve HTTPS with this certificate")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="the certificate's private key")
-def serve(host, port, database, workers, demo, log_level, tls_cert, tls_key):
+@click.option("--unsecured-benchmark", is_flag=True, hidden=True,
+              help="no authentication, policy or audit, on 127.0.0.1 only: to measure what security costs")
+def serve(host, port, database, workers, demo, log_level, tls_cert, tls_key, unsecured_benchmark):
     """Serve the FHIR API."""
     import uvicorn
 
     from ihs.api.observability import configure_logging
-    from ihs.server import open_store
+    from ihs.server import UNSECURED_BENCHMARK, open_store
     from ihs.store.engine import database_url
 
     url = database_url(database)
     os.environ["IHS_DATABASE_URL"] = url
+    if unsecured_benchmark:
+        if host != "127.0.0.1":
+            raise click.UsageError("--unsecured-benchmark serves on 127.0.0.1 only")
+        click.echo("WARNING: serving without authentication, access policy or audit (benchmark only)", err=True)
+        os.environ[UNSECURED_BENCHMARK] = "1"
     configure_logging(log_level)
     store = open_store(url)
     if demo:

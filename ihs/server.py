@@ -17,6 +17,10 @@ from ihs.store.store import Store
 from ihs.surveillance import changes as surveillance_changes
 
 
+# Set by `ihs serve --unsecured-benchmark` (loopback only): the same server without security, to measure its cost.
+UNSECURED_BENCHMARK = "IHS_UNSECURED_BENCHMARK"
+
+
 def open_store(url: str | None = None) -> Store:
     """The configured store with its schema (and the security tables beside it) in place."""
     store = Store(url)
@@ -50,4 +54,5 @@ def app_from_env():
             audit_writer(store).flush()
             store.dispose()
 
-    return create_app(store, base_url=os.environ.get("IHS_BASE_URL"), lifespan=lifespan)
+    unsecured = os.environ.get(UNSECURED_BENCHMARK) == "1"
+    return create_app(store, base_url=os.environ.get("IHS_BASE_URL"), lifespan=lifespan, secured=not unsecured)

@@ -19,8 +19,9 @@ def free_port() -> int:
 class ServerProcess:
     """`ihs serve` on a free port; `start()` waits until /healthz answers."""
 
-    def __init__(self, database: str, *, workers: int = 1, log_level: str = "WARNING"):
+    def __init__(self, database: str, *, workers: int = 1, log_level: str = "WARNING", secured: bool = True):
         self.database = database
+        self.secured = secured
         self.workers = workers
         self.log_level = log_level
         self.port = free_port()
@@ -34,7 +35,8 @@ class ServerProcess:
         env = {**os.environ, "IHS_LOG_LEVEL": self.log_level}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "ihs.cli", "serve", "--port", str(self.port), "--database", self.database,
-             "--workers", str(self.workers), "--log-level", self.log_level],
+             "--workers", str(self.workers), "--log-level", self.log_level,
+             *([] if self.secured else ["--unsecured-benchmark"])],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -256,8 +256,12 @@ async def _server_error(request: Request, exc: Exception) -> Response:
                                     code="exception"))
 
 
-def create_app(store: Store, *, base_url: str | None = None, lifespan=None) -> Starlette:
-    """The ASGI application serving the FHIR API over `store`."""
+def create_app(store: Store, *, base_url: str | None = None, lifespan=None, secured: bool = True) -> Starlette:
+    """The ASGI application serving the FHIR API over `store`.
+
+    `secured=False` drops authentication, and with it the policy and the audit trail: only for
+    measuring what security costs (bench/ingest.py --security off), never for serving.
+    """
     routes = [
         Route("/metadata", metadata, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -284,6 +288,7 @@ def create_app(store: Store, *, base_url: str | None = None, lifespan=None) -> S
         FhirError: _fhir_error, HTTPException: _http_error, Exception: _server_error})
     app.state.store = store
     app.state.base_url = base_url.rstrip("/") if base_url else None
-    app.add_middleware(AuthenticationMiddleware)
+    if secured:
+        app.add_middleware(AuthenticationMiddleware)
     app.add_middleware(ObservabilityMiddleware)
     return app

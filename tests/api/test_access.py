@@ -84,3 +84,9 @@ def test_cli_registers_a_client_issues_its_token_and_verifies_the_audit_chain(tm
     assert wider.exit_code != 0
     verified = runner.invoke(main, ["audit", "verify", "--database", database])
     assert verified.exit_code == 0 and "intact" in verified.output
+
+
+def test_the_unsecured_benchmark_mode_serves_on_loopback_only(tmp_path):
+    result = CliRunner().invoke(main, ["serve", "--unsecured-benchmark", "--host", "0.0.0.0",
+                                       "--database", f"sqlite:///{tmp_path}/ihs.db"])
+    assert result.exit_code != 0 and "127.0.0.1 only" in result.output
