@@ -91,12 +91,11 @@ SYSTEM_CLIENT = "test-system"
 def system_token(store, base_url: str = "http://testserver") -> str:
     """A bearer token of a backend client allowed everything (system/*.*), as a hospital's HIS would hold."""
     from ihs.audit import create_audit_schema
-    from ihs.auth import admin
+    from ihs.auth import accounts, admin
     from ihs.auth.schema import create_auth_schema
 
     create_auth_schema(store.engine)
     create_audit_schema(store.engine)
-    from ihs.auth import accounts
     with store.engine.connect() as conn:
         known = accounts.get_client(conn, SYSTEM_CLIENT) is not None
     if not known:

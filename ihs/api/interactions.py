@@ -109,13 +109,19 @@ def _create(uow: UnitOfWork, res_type: str, resource: dict, method: str) -> Outc
     return Outcome(201, stored)
 
 
-def read(uow: UnitOfWork, res_type: str, res_id: str) -> Outcome:
+def _existing(uow: UnitOfWork, res_type: str, res_id: str) -> StoredResource:
+    """The current version, or 404 / 410."""
     check_type(res_type)
     current = uow.current(res_type, res_id)
     if current is None:
         raise NotFound(f"{res_type}/{res_id} does not exist")
     if current.deleted:
         raise Gone(f"{res_type}/{res_id} was deleted (version {current.version})")
+    return current
+
+
+def read(uow: UnitOfWork, res_type: str, res_id: str) -> Outcome:
+    current = _existing(uow, res_type, res_id)
     security.check(uow, "read", res_type, current.resource())
     return Outcome(200, current)
 
@@ -190,7 +196,7 @@ def patch(uow: UnitOfWork, res_type: str, res_id: str, document, content_type: s
     """patch with JSON Patch (application/json-patch+json) or FHIR Patch (a Parameters resource)."""
     from ihs.fhir import patch as patching
 
-    current = read(uow, res_type, res_id).stored
+    current = _existing(uow, res_type, res_id)  # _update asks the policy about reading it
     _check_version(current, if_match)
     if "json-patch" in content_type:
         if not isinstance(document, list):

@@ -20,7 +20,7 @@ from typing import Iterator
 
 import orjson
 import psycopg
-from sqlalchemy import Text, and_, case, cast, delete, func, select, text, update
+from sqlalchemy import Text, and_, bindparam, case, cast, delete, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -305,8 +305,8 @@ class UnitOfWork:
         if self._superseded:
             superseded, self._superseded = self._superseded, []
             self.conn.execute(update(resource_history).where(
-                resource_history.c.rid == _bind("b_rid"), resource_history.c.version == _bind("b_version"))
-                .values(content=_bind("b_content")),
+                resource_history.c.rid == bindparam("b_rid"), resource_history.c.version == bindparam("b_version"))
+                .values(content=bindparam("b_content")),
                 [{"b_content": c, "b_rid": r, "b_version": v} for c, r, v in superseded])
         appends, self._appends = self._appends, {}
         for table, rows in appends.items():
@@ -384,7 +384,3 @@ class UnitOfWork:
         for table in INDEX_TABLES.values():
             self.conn.execute(delete(table).where(table.c.rid == rid))
 
-
-def _bind(name: str):
-    from sqlalchemy import bindparam
-    return bindparam(name)

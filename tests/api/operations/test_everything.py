@@ -5,21 +5,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.api.operations.mpi_records import create, fresh_index  # noqa: F401 (autouse fixture)
+
 from ihs.mpi.changes import on_patient_change
 from ihs.mpi.idnumber import RESIDENT_ID_SYSTEM
 
 
-@pytest.fixture(autouse=True)
-def _fresh_index(store):
-    from ihs.mpi.index import forget
-
-    forget(store)
-
-
-def create(client, resource: dict) -> str:
-    response = client.post(f"/{resource['resourceType']}", json=resource)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def register(client, store, org: str, name: dict) -> str:

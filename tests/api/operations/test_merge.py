@@ -3,20 +3,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.api.operations.mpi_records import create, fresh_index  # noqa: F401 (autouse fixture)
+
 MRN = "https://ihs.example.org/fhir/sid/mrn/county"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_index(store):
-    from ihs.mpi.index import forget
-
-    forget(store)
-
-
-def create(client, resource: dict) -> str:
-    response = client.post(f"/{resource['resourceType']}", json=resource)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 @pytest.fixture
