@@ -7,7 +7,9 @@ Starts `ihs serve` for each backend on an empty database, POSTs the 100-patient 
 transaction bundles (38,970 resources) from several concurrent clients and prints
 `ingest <backend>: N resources/s`; then `GET Patient/[id]` from several concurrent client
 processes and prints `reads <backend>: N reads/s`, with the ratio to `GET /healthz` (a request
-that touches the database but no resource) as the same-run baseline.
+that touches the database but no resource) as the same-run baseline; then a mix of searches
+(`Observation?patient=&code=`, `Patient?identifier=`) and prints `searches <backend>: N searches/s`.
+With `--security both`, the on / off ratios of ingest, reads and searches in the same run.
 """
 from __future__ import annotations
 
@@ -110,7 +112,24 @@ def patient_paths(port: int) -> list[str]:
     return [f"/Patient/{e['resource']['id']}" for e in bundle["entry"] if "resource" in e]
 
 
-def run(backend: str, workers: int, clients: int, bundles: list[bytes], secured: bool) -> tuple[float, float]:
+def search_paths(port: int) -> list[str]:
+    """A mix of the searches clinical systems send most: a patient's observations of one code, and a
+    patient by identifier (Synthea's medical record number, and its SSN-like second identifier)."""
+    def fetch(path: str) -> dict:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("GET", path, headers=_auth())
+        return orjson.loads(conn.getresponse().read())
+
+    observations = fetch("/Observation?_count=300&_elements=subject,code")
+    paths = sorted({f"/Observation?patient={e['resource']['subject']['reference']}"
+                    f"&code={e['resource']['code']['coding'][0]['code']}" for e in observations["entry"]})
+    patients = fetch("/Patient?_count=300&_elements=identifier")
+    paths += [f"/Patient?identifier={i['system']}|{i['value']}" for e in patients["entry"]
+              for i in e["resource"].get("identifier", [])[1:3] if i.get("system") and i.get("value")]
+    return paths
+
+
+def run(backend: str, workers: int, clients: int, bundles: list[bytes], secured: bool) -> tuple[float, float, float]:
     if backend == "postgresql":
         from sqlalchemy import text
 
@@ -140,7 +159,10 @@ def run(backend: str, workers: int, clients: int, bundles: list[bytes], secured:
         reads = reads_per_second(server.port, paths, clients)
         print(f"reads {label}: {reads:,.0f} reads/s (GET Patient/id, {clients} clients; "
               f"baseline GET /healthz {baseline:,.0f}/s, ratio {reads / baseline:.2f})", flush=True)
-        return stored / seconds, reads
+        searches = reads_per_second(server.port, search_paths(server.port), clients)
+        print(f"searches {label}: {searches:,.0f} searches/s (Observation?patient=&code= and "
+              f"Patient?identifier=, {clients} clients)", flush=True)
+        return stored / seconds, reads, searches
     finally:
         server.stop()
 
@@ -159,9 +181,10 @@ def main() -> None:
         for secured in {"on": [True], "off": [False], "both": [False, True]}[args.security]:
             results[secured] = run(backend, args.workers, args.clients, bundles, secured)
         if len(results) == 2:
-            (off_ingest, off_reads), (on_ingest, on_reads) = results[False], results[True]
+            (off_ingest, off_reads, off_searches), (on_ingest, on_reads, on_searches) = results[False], results[True]
             print(f"security cost {backend}: ingest ratio {on_ingest / off_ingest:.2f}, "
-                  f"reads ratio {on_reads / off_reads:.2f} (on / off, same run)", flush=True)
+                  f"reads ratio {on_reads / off_reads:.2f}, searches ratio {on_searches / off_searches:.2f} "
+                  "(on / off, same run)", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,9 @@
 fresh ids and identifiers and stores it straight through the store (Store.session + uow.create, a
 few thousand resources per transaction, index rows included), then ANALYZEs. `run` measures a fixed
 query mix through `ihs.store.search.search` (parse, SQL, page load, includes; no HTTP): p50/p95 per
-query, the p50 of the best hand-written SQL for the same page and their ratio, then the mix's
-throughput with one worker process per core. `sql` prints the SQL each query compiles to and the
+query, the p50 of the best hand-written SQL for the same page and their ratio, then the mix run
+round-robin in this one process (searches/s and CPU ms per search) and the mix's throughput with
+one worker process per core. `sql` prints the SQL each query compiles to and the
 database's plan for it. Results go in docs/benchmarks.md ("## Search").
 """
 from __future__ import annotations
@@ -340,6 +341,16 @@ def _worker(args) -> int:
     return done
 
 
+def single_process(store: Store, samples: list[dict], seconds: float) -> tuple[float, float]:
+    """(searches/s, CPU ms per search) of the mix run round-robin in this process alone."""
+    done, wall, cpu = 0, time.perf_counter(), time.process_time()
+    deadline = wall + seconds
+    while time.perf_counter() < deadline:
+        _time_engine(store, SHAPES[done % len(SHAPES)], samples[(done // len(SHAPES)) % len(samples)])
+        done += 1
+    return done / (time.perf_counter() - wall), (time.process_time() - cpu) / done * 1e3
+
+
 def throughput(url: str, samples: list[dict], workers: int, seconds: float) -> float:
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         counts = pool.map(_worker, [(url, samples, seconds, k * 7) for k in range(workers)])
@@ -360,8 +371,12 @@ def run(store: Store, url: str, sample_count: int, workers: int, seconds: float)
               f"{row['ratio']:.1f} | {row['resources']:.0f} |")
     everything = [r["p95"] for r in rows]
     print(f"\nworst p95: {max(everything):.1f} ms", flush=True)
+    rate, cpu = single_process(store, samples, min(seconds, 10.0))
+    print(f"one process: {rate:.0f} searches/s, {cpu:.2f} ms of CPU per search (load {os.getloadavg()[0]:.1f})",
+          flush=True)
     rate = throughput(url, samples, workers, seconds)
-    print(f"throughput of the mix: {rate:.0f} searches/s with {workers} worker processes over {seconds:.0f} s")
+    print(f"throughput of the mix: {rate:.0f} searches/s with {workers} worker processes over {seconds:.0f} s "
+          f"(load {os.getloadavg()[0]:.1f})")
 
 
 def show_sql(store: Store) -> None:

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from ihs import events
 from ihs.api.app import create_app
-from ihs.api.security import audit_writer
+from ihs.api.security import close_audit_writer
 from ihs.audit import create_audit_schema
 from ihs.auth.schema import create_auth_schema
 from ihs.events.outbox import OutboxDispatcher
@@ -51,7 +51,7 @@ def app_from_env():
             yield
         finally:
             dispatcher.stop()
-            audit_writer(store).flush()
+            close_audit_writer(store)
             store.dispose()
 
     unsecured = os.environ.get(UNSECURED_BENCHMARK) == "1"

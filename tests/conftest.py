@@ -70,19 +70,23 @@ def store(request, tmp_path):
     from ihs.store.schema import metadata
     from ihs.store.store import Store
 
+    from ihs.api.security import close_audit_writer
+
     if request.param == "sqlite":
         s = Store(f"sqlite:///{tmp_path}/ihs.db")
         s.create_schema()
         yield s
+        close_audit_writer(s)
         s.dispose()
         return
     s = request.getfixturevalue("_postgres_store")
     system_token(s)  # the security tables exist before they are emptied
     with s.engine.begin() as conn:
-        from ihs.audit.chain import audit_chain, audit_chain_head
-        names = ", ".join(t.name for t in [*metadata.sorted_tables, audit_chain, audit_chain_head])
+        from ihs.audit.chain import metadata as audit_metadata
+        names = ", ".join(t.name for t in [*metadata.sorted_tables, *audit_metadata.sorted_tables])
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
     yield s
+    close_audit_writer(s)  # its threads must not write into the next test's TRUNCATE
 
 
 SYSTEM_CLIENT = "test-system"

@@ -240,6 +240,8 @@ class ReferenceSearch:
         res_type = resource["resourceType"]
         if name.startswith("_has:"):
             return (res_type, resource["id"]) in self._referred_by(name, value)
+        if name in ("_list", "_text", "_content", "_filter") or (name == "near" and res_type == "Location"):
+            return self._special(resource, name, value)
         head, dot, rest = name.partition(".")
         code, _, modifier = head.partition(":")
         param = self.registry.get(res_type, code)
@@ -271,6 +273,12 @@ class ReferenceSearch:
                               and self.matches(r, rest, value)
                               for v, k in self.values(r, param) for f in _references(v, k)}
         return self._has[key]
+
+    def _special(self, resource: dict, name: str, value: str) -> bool:
+        return special_matches(self, resource, name, value)
+
+    def _hierarchy(self, param, wanted: str, modifier: str) -> set[tuple[str, str]]:
+        return hierarchy_ids(self, param, wanted, modifier)
 
     def _has_param(self, resource: dict, name: str) -> bool:
         code = name.split(":", 1)[0].split(".", 1)[0]
@@ -344,6 +352,8 @@ class ReferenceSearch:
                                                      or wanted[len(u)] == "/") for u in facts)
             return wanted in facts
         if kind == "reference":
+            if modifier in ("above", "below"):
+                return any((f[0], f[1]) in self._hierarchy(param, _unescape(text), modifier) for f in facts)
             return any(_reference_is(f, _unescape(text), modifier) for f in facts)
         if kind == "composite":
             return self._composite(param, facts, text)
@@ -500,3 +510,132 @@ def _reference_is(fact, wanted: str, modifier) -> bool:
         w_type, w_id = wanted.split("/")[:2]
         return ref_type == w_type and ref_id == w_id and (not modifier or modifier == w_type)
     return ref_id == wanted and (not modifier or ref_type == modifier)
+
+
+# ---------------------------------------------------------------------------- parameters of their own
+
+EARTH_KM = 6371.0088
+NEAR_UNITS_KM = {"km": 1.0, "m": 0.001, "[mi_i]": 1.609344, "[nmi_i]": 1.852}
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    (lat1, lon1), (lat2, lon2) = [(math.radians(x), math.radians(y)) for x, y in (a, b)]
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _all_strings(value, out: list[str], top: bool = True) -> list[str]:
+    """The string values _content searches beside the narrative (the engine's documented convention): all
+    but the narrative element, URIs and base64 data (256 characters or more without a space)."""
+    if isinstance(value, str):
+        if not value.startswith(("http://", "https://", "urn:", "ftp://", "file://")) \
+                and (len(value) < 256 or " " in value):
+            out.append(value)
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            if not (top and key == "text"):
+                _all_strings(inner, out, False)
+    elif isinstance(value, list):
+        for inner in value:
+            _all_strings(inner, out, False)
+    return out
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(fold(text))
+
+
+def _narrative_words(resource: dict) -> list[str]:
+    div = (resource.get("text") or {}).get("div") or ""
+    return _words(re.sub(r"<[^>]*>", " ", div).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+
+
+def _has_phrase(words: list[str], phrase: list[str]) -> bool:
+    return any(words[i:i + len(phrase)] == phrase for i in range(len(words) - len(phrase) + 1))
+
+
+def special_matches(self, resource: dict, name: str, value: str) -> bool:
+    """_list, _text, _content, near and _filter, each by its own definition, resource by resource."""
+    if name == "_list":
+        held = set()
+        for list_id in _split(value, ","):
+            found = self.by_key.get(("List", _unescape(list_id).removeprefix("List/")))
+            for entry in (found or {}).get("entry", ()):
+                ref = (entry.get("item") or {}).get("reference", "")
+                held.add(tuple(ref.split("/")[:2]))
+        return (resource["resourceType"], resource["id"]) in held
+    if name in ("_text", "_content"):
+        documents = [_narrative_words(resource)]
+        if name == "_content":
+            documents.append(_words(" ".join(_all_strings(resource, []))))
+        # the engine's syntax, in the forms the property test writes: words (all required) or a quoted phrase
+        for alternative in _split(value, ","):
+            text = _unescape(alternative)
+            if text.startswith('"'):
+                if any(_has_phrase(words, _words(text.strip('"'))) for words in documents):
+                    return True
+            elif all(any(w in words for words in documents) for w in _words(text)):
+                return True
+        return False
+    if name == "near":
+        position = resource.get("position") or {}
+        if "latitude" not in position or "longitude" not in position:
+            return False
+        for point in _split(value, ","):
+            parts = [_unescape(p) for p in _split(point, "|")] + ["", ""]
+            km = float(parts[2]) * NEAR_UNITS_KM[parts[3] or "km"] if parts[2] else 5.0
+            here = (position["latitude"], position["longitude"])
+            if _haversine_km((float(parts[0]), float(parts[1])), here) <= km:
+                return True
+        return False
+    return _filter(self, resource, value)
+
+
+def _filter(self, resource: dict, expression: str) -> bool:
+    """The `_filter` forms the property test writes: `a op v`, `x and y`, `x or y`, `not (x)`; each comparison
+    is the ordinary criterion its operator stands for (date and number prefixes, string sw as the default
+    prefix match, token and reference eq as the plain value)."""
+    if expression.startswith("not (") and expression.endswith(")"):
+        return not _filter(self, resource, expression[5:-1])
+    for joiner in (" or ", " and "):
+        if joiner in expression:
+            left, right = expression.split(joiner, 1)
+            a, b = _filter(self, resource, left), _filter(self, resource, right)
+            return (a or b) if joiner == " or " else (a and b)
+    path, op, written = expression.split(" ", 2)
+    text = _json_string(written) if written.startswith('"') else written
+    escaped = text.replace("\\", "\\\\").replace(",", "\\,").replace("$", "\\$")
+    if op in ("eq", "sw"):
+        return self.matches(resource, path, escaped)
+    return self.matches(resource, path, op + escaped)
+
+
+def _json_string(text: str) -> str:
+    import json
+
+    return json.loads(text)
+
+
+def hierarchy_ids(self, param, wanted: str, modifier: str) -> set[tuple[str, str]]:
+    """(type, id) of `wanted` and every resource below (above) it, by the one reference its type has to itself."""
+    target_type, target_id = wanted.split("/") if "/" in wanted else (param.targets[0], wanted)
+    own = sorted(p.code for p in self.registry.params_for(target_type).values()
+                 if p.type == "reference" and p.expression and p.targets == (target_type,))
+    link = own[0] if len(own) == 1 else next(c for c in ("partof", "part-of", "parent") if c in own)
+    link_param = self.registry.get(target_type, link)
+    parent_of = {}
+    for r in self.resources:
+        if r["resourceType"] == target_type:
+            parent_of[r["id"]] = {f[1] for v, k in self.values(r, link_param) for f in _references(v, k)
+                                  if f[0] == target_type}
+    found, frontier = {target_id}, {target_id}
+    while frontier:
+        if modifier == "below":
+            step = {child for child, parents in parent_of.items() if parents & frontier}
+        else:
+            step = {p for node in frontier for p in parent_of.get(node, ())}
+        frontier = step - found
+        found |= step
+    return {(target_type, i) for i in found}
+

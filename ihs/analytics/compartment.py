@@ -48,13 +48,19 @@ def group_patients(uow: UnitOfWork, group_id: str) -> set[str]:
     stored = uow.current("Group", group_id)
     if stored is None or stored.deleted:
         raise NotFound(f"Group/{group_id} is not known")
+    members = active_members(stored.resource())
+    if not members and stored.resource().get("member"):
+        raise FhirError(f"Group/{group_id} has no active Patient members", 422, code="business-rule")
+    return members
+
+
+def active_members(group: dict) -> set[str]:
+    """Ids of the Patients one version of a Group lists as active members."""
     members = set()
-    for member in stored.resource().get("member", []):
+    for member in group.get("member", []):
         if member.get("inactive") is True:
             continue
         target_type, target_id = parse_reference(member.get("entity", {}).get("reference", ""))
         if target_type == "Patient":
             members.add(target_id)
-    if not members and stored.resource().get("member"):
-        raise FhirError(f"Group/{group_id} has no active Patient members", 422, code="business-rule")
     return members

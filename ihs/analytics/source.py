@@ -22,8 +22,10 @@ PAGE = 1000
 
 
 def store_resources(store: Store, res_type: str, query: Iterable[tuple[str, str]] = (), *,
-                    since: int | None = None, until: int | None = None, page: int = PAGE) -> Iterator[StoredResource]:
-    """Current `res_type` resources matching `query` (search parameters), changed in [since, until] (microseconds)."""
+                    since: int | None = None, until: int | None = None, page: int = PAGE,
+                    restriction=None) -> Iterator[StoredResource]:
+    """Current `res_type` resources matching `query` (search parameters), changed in [since, until] (microseconds);
+    with an access-policy `restriction` (ihs/auth/restriction.py), only those it shows."""
     base = list(query) + [("_sort", "_lastUpdated"), ("_total", "none")]
     if until is not None:
         base.append(("_lastUpdated", f"le{instant(until)}"))
@@ -33,7 +35,7 @@ def store_resources(store: Store, res_type: str, query: Iterable[tuple[str, str]
         if floor is not None:
             criteria.append(("_lastUpdated", f"ge{instant(floor)}"))
         with store.session() as uow:
-            result = search(uow, res_type, criteria)
+            result = search(uow, res_type, criteria, restriction=restriction)
         if result.warnings:
             raise FhirError("; ".join(w.diagnostics for w in result.warnings), code="incomplete")
         fresh = [m for m in result.matches if not (m.last_updated == floor and m.id in seen_at_floor)]
@@ -61,17 +63,18 @@ def type_filter_queries(type_filters: Iterable[str]) -> dict[str, list[list[tupl
 
 
 def filtered_resources(store: Store, res_type: str, queries: list[list[tuple[str, str]]] | None, *,
-                       since: int | None = None, until: int | None = None) -> Iterator[StoredResource]:
+                       since: int | None = None, until: int | None = None,
+                       restriction=None) -> Iterator[StoredResource]:
     """Resources of `res_type` matching any of `queries` (all of them when None), each once."""
     if not queries:
-        yield from store_resources(store, res_type, since=since, until=until)
+        yield from store_resources(store, res_type, since=since, until=until, restriction=restriction)
         return
     if len(queries) == 1:
-        yield from store_resources(store, res_type, queries[0], since=since, until=until)
+        yield from store_resources(store, res_type, queries[0], since=since, until=until, restriction=restriction)
         return
     emitted: set[str] = set()
     for query in queries:
-        for stored in store_resources(store, res_type, query, since=since, until=until):
+        for stored in store_resources(store, res_type, query, since=since, until=until, restriction=restriction):
             if stored.id not in emitted:
                 emitted.add(stored.id)
                 yield stored

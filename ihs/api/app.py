@@ -30,7 +30,7 @@ async def read(request: Request) -> Response:
     t, i = request.path_params["type"], request.path_params["id"]
     outcome = await in_session(request, lambda uow: interactions.read(uow, t, i), write=False)
     stored = outcome.stored
-    await run_in_threadpool(security.audit_access, store_of(request), "read", reference=f"{t}/{i}")
+    await security.audit_access(store_of(request), "read", reference=f"{t}/{i}")
     if request.headers.get("if-none-match", "").replace("W/", "").strip('"') == str(stored.version):
         return Response(status_code=304, headers={"ETag": stored.etag})
     since = request.headers.get("if-modified-since")
@@ -48,8 +48,8 @@ async def vread(request: Request) -> Response:
     p = request.path_params
     outcome = await in_session(request, lambda uow: interactions.vread(uow, p["type"], p["id"], p["vid"]),
                                 write=False)
-    await run_in_threadpool(security.audit_access, store_of(request), "vread",
-                            reference=f"{p['type']}/{p['id']}/_history/{p['vid']}")
+    await security.audit_access(store_of(request), "vread",
+                                reference=f"{p['type']}/{p['id']}/_history/{p['vid']}")
     return outcome_response(request, outcome, base_url(request))
 
 
@@ -91,8 +91,8 @@ async def instance_history(request: Request) -> Response:
         return history.bundle(uow, request.query_params, base_url(request), p["type"], p["id"])
 
     body = await in_session(request, work, write=False)
-    await run_in_threadpool(security.audit_access, store_of(request), "history",
-                            reference=f"{p['type']}/{p['id']}")
+    await security.audit_access(store_of(request), "history",
+                                reference=f"{p['type']}/{p['id']}")
     return fhir_response(body)
 
 
@@ -144,8 +144,8 @@ async def _search(request: Request, res_type: str | None) -> Response:
         return searching.search_bundle(uow, res_type, query, base=base_url(request), lenient=lenient)
 
     body = await in_session(request, work, write=False)
-    await run_in_threadpool(security.audit_access, store_of(request), "search", query=request.url.query,
-                            interaction="search-type" if res_type else "search-system")
+    await security.audit_access(store_of(request), "search", query=request.url.query,
+                                interaction="search-type" if res_type else "search-system")
     return fhir_response(body)
 
 
@@ -166,8 +166,8 @@ async def search_compartment(request: Request) -> Response:
                                             lenient=lenient)
 
     body = await in_session(request, work, write=False)
-    await run_in_threadpool(security.audit_access, store_of(request), "search", query=request.url.query,
-                            interaction="search-compartment")
+    await security.audit_access(store_of(request), "search", query=request.url.query,
+                                interaction="search-compartment")
     return fhir_response(body)
 
 
@@ -181,7 +181,7 @@ async def type_history(request: Request) -> Response:
         return history.bundle(uow, request.query_params, base_url(request), t)
 
     body = await in_session(request, work, write=False)
-    await run_in_threadpool(security.audit_access, store_of(request), "search", interaction="history-type")
+    await security.audit_access(store_of(request), "search", interaction="history-type")
     return fhir_response(body)
 
 
@@ -195,7 +195,7 @@ async def transaction(request: Request) -> Response:
         raise FhirError("POST to the base URL takes a batch or transaction Bundle", expression="Bundle")
     wanted = prefer(request, "return") or "minimal"
     result = await run_in_threadpool(bundle.process, store_of(request), body, prefer_return=wanted)
-    await run_in_threadpool(security.audit_access, store_of(request), "operation", interaction=body["type"])
+    await security.audit_access(store_of(request), "operation", interaction=body["type"])
     return fhir_response(result)
 
 
@@ -206,7 +206,7 @@ async def system_history(request: Request) -> Response:
         return history.bundle(uow, request.query_params, base_url(request))
 
     body = await in_session(request, work, write=False)
-    await run_in_threadpool(security.audit_access, store_of(request), "search", interaction="history-system")
+    await security.audit_access(store_of(request), "search", interaction="history-system")
     return fhir_response(body)
 
 
@@ -239,8 +239,8 @@ async def metrics(request: Request) -> Response:
 
 async def _fhir_error(request: Request, exc: FhirError) -> Response:
     if exc.status in (403, 405) and getattr(request.state, "interaction", None):
-        await run_in_threadpool(security.audit_access, store_of(request), "operation", status=exc.status,
-                                reference=request.url.path, interaction=request.state.interaction)
+        await security.audit_access(store_of(request), "operation", status=exc.status,
+                                    reference=request.url.path, interaction=request.state.interaction)
     return error_response(exc)
 
 

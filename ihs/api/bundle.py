@@ -183,8 +183,11 @@ def _add_stored_uuids(uow: UnitOfWork, entries: list[dict], ids: dict[str, str])
 
 
 def _one(uow: UnitOfWork, res_type: str, query: str, what: str):
+    """The one resource the caller may see that matches (resources hidden from them never match)."""
     interactions.check_type(res_type)
-    matches = search.find(uow, res_type, parse_query(query), limit=2)
+    criteria = parse_query(query)
+    matches = search.find(uow, res_type, criteria, limit=2,
+                          restriction=security.search_restriction(uow, res_type, criteria))
     if len(matches) > 1:
         raise PreconditionFailed(f"{what} '{res_type}?{query}' matches {len(matches)} resources; it must match one")
     return matches[0] if matches else None

@@ -1,10 +1,17 @@
-"""The history interaction at instance, type and system level, as a history Bundle."""
+"""The history interaction at instance, type and system level, as a history Bundle.
+
+Type and system history show only the versions of resources the caller's search restriction
+shows now (ihs/store/search/visibility.py); instance history is decided like a read of the
+resource (ihs/api/interactions.py `check_history`).
+"""
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from ihs.api import security
 from ihs.fhir.errors import FhirError, NotFound
 from ihs.fhir.indexing import date_bounds
+from ihs.store.search.visibility import history_condition
 from ihs.store.store import UnitOfWork, instant
 
 DEFAULT_COUNT = 50
@@ -20,7 +27,12 @@ def bundle(uow: UnitOfWork, params, base: str, res_type: str | None = None, res_
     at = parse_instant_param("_at", params["_at"]) if params.get("_at") else None
     if res_id is not None and uow.current(res_type, res_id) is None:
         raise NotFound(f"{res_type}/{res_id} does not exist")
-    versions, total = uow.history(res_type, res_id, since=since, at=at, count=count, offset=(page - 1) * count)
+    shown = None
+    if res_id is None:
+        restriction = security.search_restriction(uow, res_type)
+        shown = history_condition(uow, restriction, res_type) if restriction is not None else None
+    versions, total = uow.history(res_type, res_id, since=since, at=at, count=count, offset=(page - 1) * count,
+                                  condition=shown)
     path = "/".join(p for p in (base, res_type, res_id, "_history") if p)
     kept = {k: v for k, v in params.items() if k in ("_since", "_at", "_count")}
     links = [{"relation": "self", "url": f"{path}?{urlencode({**kept, '_page': page})}"}]

@@ -74,7 +74,11 @@ def _check_version(current: StoredResource, if_match: str | None) -> None:
 
 
 def _single_match(uow: UnitOfWork, res_type: str, query: str, what: str) -> StoredResource | None:
-    matches = search.find(uow, res_type, parse_query(query), limit=2)
+    """The one resource the caller may see that matches: what they may not see never matches, so a
+    conditional interaction neither reveals nor touches it."""
+    criteria = parse_query(query)
+    matches = search.find(uow, res_type, criteria, limit=2,
+                          restriction=security.search_restriction(uow, res_type, criteria))
     if len(matches) > 1:
         raise PreconditionFailed(f"{what} '{res_type}?{query}' matches more than one resource; make the criteria "
                                  "more selective")
@@ -231,7 +235,9 @@ def conditional_delete(uow: UnitOfWork, res_type: str, query: str) -> Outcome:
     check_type(res_type)
     if not query:
         raise BusinessRule("conditional delete needs search criteria; to delete one resource use DELETE [type]/[id]")
-    matches = search.find(uow, res_type, parse_query(query), limit=2)
+    criteria = parse_query(query)
+    matches = search.find(uow, res_type, criteria, limit=2,
+                          restriction=security.search_restriction(uow, res_type, criteria))
     if len(matches) > 1:
         raise PreconditionFailed(f"conditional delete '{res_type}?{query}' matches more than one resource")
     if not matches:

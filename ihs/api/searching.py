@@ -1,7 +1,9 @@
 """The search interactions' answer: a searchset Bundle with paging links, includes and outcomes.
 
 Type search (GET/POST [type]), system search (GET [base]?_type=...) and compartment search
-(GET Patient/123/Observation) all run `ihs.store.search.search`; this module shapes its result:
+(GET Patient/123/Observation) all run `ihs.store.search.search` under the caller's search
+restriction (the access policy inside the SQL: hidden resources are neither matched, counted nor
+included); this module shapes its result:
 absolute self/first/previous/next/last links, `_summary` and `_elements`, and an OperationOutcome
 entry (search.mode "outcome") for what lenient handling ignored or what is not indexed yet.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 from functools import cache
 from urllib.parse import urlencode
 
-from ihs.api import interactions
+from ihs.api import interactions, security
 from ihs.fhir.definitions import compartments, structures
 from ihs.fhir.errors import FhirError, operation_outcome
 from ihs.store import search
@@ -27,7 +29,8 @@ def search_bundle(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, 
     """Search one resource type, or every type (`res_type` None, narrowed by `_type`), as a Bundle."""
     if res_type is not None:
         interactions.check_type(res_type)
-    result = search.search(uow, res_type, query, base=base or None, lenient=lenient)
+    result = search.search(uow, res_type, query, base=base or None, lenient=lenient,
+                           restriction=security.search_restriction(uow, res_type, query))
     path = f"{base}/{res_type}" if res_type else f"{base}/"
     return _bundle(result, path, base)
 
@@ -49,8 +52,11 @@ def compartment_bundle(uow: UnitOfWork, compartment: str, compartment_id: str, r
             raise FhirError(f"{res_type} resources are never in a {compartment} compartment", 400,
                             code="not-supported")
         types = [res_type]
-    result = search.search(uow, None if res_type == "*" else res_type, query, base=base or None, lenient=lenient,
-                           compartment=(compartment, compartment_id), compartment_types=types)
+    searched = None if res_type == "*" else res_type
+    restriction = security.search_restriction(uow, searched, query, (compartment, compartment_id))
+    result = search.search(uow, searched, query, base=base or None, lenient=lenient,
+                           compartment=(compartment, compartment_id), compartment_types=types,
+                           restriction=restriction)
     return _bundle(result, f"{base}/{compartment}/{compartment_id}/{res_type}", base)
 
 
@@ -77,7 +83,8 @@ def _entry(stored: StoredResource, mode: str, base: str, summary: str | None, el
         resource = summarize(resource, summary)
     elif elements is not None:
         resource = select_elements(resource, elements)
-    full_url = f"{base}/{stored.type}/{stored.id}" if base else f"{stored.type}/{stored.id}"
+    path = f"{stored.container}#{stored.id}" if stored.container else f"{stored.type}/{stored.id}"
+    full_url = f"{base}/{path}" if base else path
     return {"fullUrl": full_url, "resource": resource, "search": {"mode": mode}}
 
 

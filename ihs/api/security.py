@@ -9,7 +9,9 @@ principal and is trusted.
 """
 from __future__ import annotations
 
+import threading
 from contextvars import ContextVar
+from weakref import WeakKeyDictionary
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -30,6 +32,9 @@ PUBLIC_PREFIXES = ("/metadata", "/.well-known/", "/auth/", "/cds-services", "/he
 current_principal: ContextVar[Principal | None] = ContextVar("ihs_principal", default=None)
 # A batch or transaction is audited as one event (its entries are listed in the Bundle itself).
 auditing_entries: ContextVar[bool] = ContextVar("ihs_auditing_entries", default=True)
+# The patients whose records the policy let this request see, for its AuditEvent. A set the
+# middleware creates: the policy runs on worker threads, whose context is a copy of the request's.
+accessed_patients: ContextVar[set | None] = ContextVar("ihs_accessed_patients", default=None)
 
 
 class AuthenticationMiddleware:
@@ -52,9 +57,11 @@ class AuthenticationMiddleware:
             return await response(scope, receive, send)
         scope.setdefault("state", {})["principal"] = principal
         token = current_principal.set(principal)
+        patients = accessed_patients.set(set())
         try:
             await self.app(scope, receive, send)
         finally:
+            accessed_patients.reset(patients)
             current_principal.reset(token)
 
 
@@ -63,23 +70,52 @@ def check(uow, action: str, res_type: str, resource: dict | None = None) -> None
     principal = current_principal.get()
     if principal is None:
         return
-    policy.decide(principal, action, res_type, resource, uow).check()
+    decision = policy.decide(principal, action, res_type, resource, uow).check()
+    seen = accessed_patients.get()
+    if decision.patients and seen is not None:
+        seen.update(decision.patients)
 
 
 def check_search(uow, res_type: str | None) -> None:
-    """Searches are answered only where the policy lets the caller see every resource of the type.
+    """Raise 403 unless the current caller may search `res_type` (None: the system) at all.
 
-    Roles whose view is narrower (a patient, staff limited by treatment relationship and Consent)
-    read resources by id until the policy is compiled into the search query itself, so that no
-    search can reveal that a hidden resource exists.
+    What the search then shows is narrowed inside its SQL by `search_restriction`.
     """
     principal = current_principal.get()
     if principal is None:
         return
     policy.decide(principal, "search-type" if res_type else "search-system", res_type, None, uow).check()
-    if not policy.search_restriction(principal, res_type, uow).everything:
-        raise FhirError(f"searching {res_type or 'the system'} as {', '.join(sorted(principal.roles))} is not "
-                        "available yet: read the resources you may see by id", 403, code="forbidden")
+
+
+def search_restriction(uow, res_type: str | None, query=(), compartment: tuple[str, str] | None = None):
+    """What the current caller's search of `res_type` (None: several types) may show, for the search
+    engine to AND into its SQL: None when the caller may see everything (no condition at all), else
+    the policy's restriction for each resource type the search or its includes reach.
+
+    Under a break-the-glass claim the patients the query names (`patient=`, `Patient/x/...`) open.
+    """
+    principal = current_principal.get()
+    if principal is None:
+        return None
+    from ihs.auth.break_glass import patients_in_query
+
+    named = patients_in_query(res_type, list(query), compartment) if principal.break_glass else ()
+    by_type = {res_type: policy.search_restriction(principal, res_type, uow, patients=named)}
+    if _unrestricted(by_type[res_type]):  # then includes of other types may still be narrower
+        overall = by_type[None] = by_type.get(None) or policy.search_restriction(principal, None, uow, patients=named)
+        if _unrestricted(overall):
+            return None
+
+    def restriction_of(resource_type: str | None):
+        if resource_type not in by_type:
+            by_type[resource_type] = policy.search_restriction(principal, resource_type, uow, patients=named)
+        return by_type[resource_type]
+
+    return restriction_of
+
+
+def _unrestricted(restriction) -> bool:
+    return restriction.everything and restriction.types is None and not restriction.criteria
 
 
 def stamp_author(resource: dict, current: dict | None = None) -> None:
@@ -96,25 +132,42 @@ def audit_write(uow, action: str, reference: str) -> None:
         record(uow, audit_event(action, resource=reference, **from_principal(principal)), checked=True)
 
 
-_writers: dict[int, AuditWriter] = {}
+_writers: WeakKeyDictionary = WeakKeyDictionary()
+_writers_lock = threading.Lock()
 
 
 def audit_writer(store) -> AuditWriter:
-    writer = _writers.get(id(store))
+    """The process's group-committing writer of read AuditEvents on `store`."""
+    writer = _writers.get(store)
     if writer is None:
-        writer = _writers[id(store)] = AuditWriter(store, max_wait=0.02)
+        with _writers_lock:
+            writer = _writers.get(store) or _writers.setdefault(store, AuditWriter(store))
     return writer
 
 
-def audit_access(store, action: str, *, status: int = 200, reference: str | None = None,
-                 query: str | None = None, interaction: str | None = None) -> None:
-    """Record a read, search or refused access: queued, and on the chain within a few milliseconds.
+def close_audit_writer(store) -> None:
+    """Commit and file what `store`'s writer holds and end its threads (shutdown, before emptying a store)."""
+    writer = _writers.pop(store, None)
+    if writer is not None:
+        writer.close()
 
-    Waiting for the commit would cost every read a disk round trip; changes, which must not be
-    answered before they are durable, record their events in their own transaction instead.
+
+async def audit_access(store, action: str, *, status: int = 200, reference: str | None = None,
+                       query: str | None = None, interaction: str | None = None) -> None:
+    """Record a read, search or refused access; returns once its AuditEvent is committed.
+
+    Concurrent requests share the commit (ihs/audit/writer.py). An access that cannot be recorded
+    is not answered: 503, whatever the request would have returned.
     """
     principal = current_principal.get()
     if principal is None:
         return
-    audit_writer(store).submit(audit_event(action, outcome=outcome_of(status), resource=reference, query=query,
-                                           interaction=interaction, **from_principal(principal)), checked=True)
+    if query:
+        query = store.protection.masked_query(query)  # resident ID numbers never reach the audit trail
+    event = audit_event(action, outcome=outcome_of(status), resource=reference, query=query, interaction=interaction,
+                        patients=sorted(accessed_patients.get() or ()), **from_principal(principal))
+    try:
+        await audit_writer(store).append(event, checked=True)
+    except Exception as exc:
+        raise FhirError("the access could not be written to the audit trail, so it is not answered; retry later",
+                        503, code="transient") from exc

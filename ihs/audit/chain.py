@@ -13,6 +13,11 @@ zeros. The `audit_chain` table lists the events by sequence with their hashes (s
 them without scanning the store) and `audit_chain_head` holds the last one. Appending locks the
 head row (SELECT ... FOR UPDATE on PostgreSQL; SQLite has a single writer), so the chain order is
 the commit order whatever the number of worker processes.
+
+Two ways onto the chain: `record(uow, event)` stores the event as a resource in the caller's unit of
+work (a change and its AuditEvent commit together); `append(conn, store, events)` puts events on
+the chain with their content in `audit_pending`, a cheap transaction for the reads' group commit,
+and `file_pending(store)` later stores them as resources, many per transaction.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import hashlib
 import uuid
 
 import orjson
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, select, update
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, insert, select
 from sqlalchemy.engine import Engine
 
 from ihs.fhir.validation import validate
@@ -42,6 +47,13 @@ audit_chain_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# Events on the chain that the store has not filed as AuditEvent resources yet (see `append`).
+audit_pending = Table(
+    "audit_pending", metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    Column("content", Text, nullable=False),
 )
 
 _ready: set[int] = set()
@@ -92,15 +104,55 @@ def event_hash(event: dict) -> str:
     return hashlib.sha256(canonical(event)).hexdigest()
 
 
-def _head(uow) -> tuple[int, str]:
-    conn = uow.conn
-    query = select(audit_chain_head.c.seq, audit_chain_head.c.hash).where(audit_chain_head.c.id == 1)
-    if uow.store.dialect == "postgresql":
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+# The chain's bookkeeping runs on every audited request: plain SQL, no expression building per call.
+_HEAD_SQL = {"sqlite": "SELECT seq, hash FROM audit_chain_head WHERE id = 1",
+             "postgresql": "SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE"}
+_LINK_SQL = {"sqlite": "INSERT INTO audit_chain (seq, res_id, hash) VALUES (?, ?, ?)",
+             "postgresql": "INSERT INTO audit_chain (seq, res_id, hash) VALUES (%s, %s, %s)"}
+_MOVE_HEAD_SQL = {"sqlite": "UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1",
+                  "postgresql": "UPDATE audit_chain_head SET seq = %s, hash = %s WHERE id = 1"}
+_PENDING_SQL = {"sqlite": "INSERT INTO audit_pending (seq, content) VALUES (?, ?)",
+                "postgresql": "INSERT INTO audit_pending (seq, content) VALUES (%s, %s)"}
+# SKIP LOCKED: filers in several processes take different events instead of waiting on each other
+_TAKE_PENDING_SQL = {"sqlite": "SELECT seq, content FROM audit_pending ORDER BY seq LIMIT ?",
+                     "postgresql": "SELECT seq, content FROM audit_pending ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED"}
+_FILED_SQL = {"sqlite": "DELETE FROM audit_pending WHERE seq = ?",
+              "postgresql": "DELETE FROM audit_pending WHERE seq = %s"}
+
+
+def _head(conn, dialect: str) -> tuple[int, str]:
+    row = conn.exec_driver_sql(_HEAD_SQL[dialect]).first()
     if row is None:
         raise RuntimeError("the audit chain has no head row; run create_audit_schema(engine)")
-    return row.seq, row.hash
+    return row[0], row[1]
+
+
+def _ensure_schema(conn, engine) -> None:
+    if id(engine) not in _ready:
+        _create(conn)  # in the caller's transaction: another connection would wait for its lock
+        _ready.add(id(engine))
+
+
+def _chained(events: list[dict], seq: int, previous: str) -> tuple[list[dict], list[tuple]]:
+    """Copies of `events` carrying their chain extension, and their `audit_chain` rows, after (seq, previous)."""
+    chained, links = [], []
+    for event in events:
+        event = {k: v for k, v in event.items() if k != "meta"}
+        event["id"] = event.get("id") or str(uuid.uuid4())
+        event["extension"] = [e for e in event.get("extension", []) if e.get("url") != CHAIN_URL]
+        seq += 1
+        event["extension"].append({"url": CHAIN_URL, "extension": [
+            {"url": "sequence", "valueDecimal": seq}, {"url": "previous", "valueString": previous}]})
+        previous = event_hash(event)
+        event["extension"][-1]["extension"].append({"url": "hash", "valueString": previous})
+        chained.append(event)
+        links.append((seq, event["id"], previous))
+    return chained, links
+
+
+def _advance(conn, dialect: str, links: list[tuple]) -> None:
+    conn.exec_driver_sql(_LINK_SQL[dialect], links)
+    conn.exec_driver_sql(_MOVE_HEAD_SQL[dialect], (links[-1][0], links[-1][2]))
 
 
 def record(uow, event: dict, *, checked: bool = False):
@@ -118,25 +170,62 @@ def record_many(uow, events: list[dict], *, checked: bool = False) -> list:
     """Append several AuditEvents in order, locking the chain head once (see `record`)."""
     if not uow.conn.get_execution_options().get("ihs_write"):
         raise ValueError("record() needs a write unit of work: store.session(write=True)")
-    if id(uow.store.engine) not in _ready:
-        _create(uow.conn)  # in the caller's transaction: another connection would wait for its lock
-        _ready.add(id(uow.store.engine))
-    seq, previous = _head(uow)
-    stored, links = [], []
-    for event in events:
-        event = {k: v for k, v in event.items() if k != "meta"}
-        event["id"] = event.get("id") or str(uuid.uuid4())
-        event["extension"] = [e for e in event.get("extension", []) if e.get("url") != CHAIN_URL]
-        seq += 1
-        event["extension"].append({"url": CHAIN_URL, "extension": [
-            {"url": "sequence", "valueDecimal": seq}, {"url": "previous", "valueString": previous}]})
-        previous = event_hash(event)
-        event["extension"][-1]["extension"].append({"url": "hash", "valueString": previous})
-        if not checked:
+    if not events:
+        return []
+    dialect = uow.store.dialect
+    _ensure_schema(uow.conn, uow.store.engine)
+    chained, links = _chained(events, *_head(uow.conn, dialect))
+    if not checked:
+        for event in chained:
             validate(event)
-        stored.append(uow.create(event))
-        links.append({"seq": seq, "res_id": event["id"], "hash": previous})
-    if links:
-        uow.conn.execute(insert(audit_chain), links)
-        uow.conn.execute(update(audit_chain_head).where(audit_chain_head.c.id == 1).values(seq=seq, hash=previous))
+    stored = [uow.create(event) for event in chained]
+    _advance(uow.conn, dialect, links)
     return stored
+
+
+def append(conn, store, events: list[dict]) -> list[str]:
+    """Put valid AuditEvents on the chain in the caller's write transaction on `conn`, to be filed later.
+
+    For reads and searches (ihs/audit/writer.py): the transaction writes two small rows per event
+    (its chain link and its content in `audit_pending`), so it commits in a fraction of what
+    storing an indexed resource costs; `file_pending` then stores the events as AuditEvent
+    resources, many per transaction. Until then `verify` reads them from `audit_pending`.
+    Returns the events' ids.
+    """
+    if not events:
+        return []
+    dialect = store.dialect
+    _ensure_schema(conn, store.engine)
+    chained, links = _chained(events, *_head(conn, dialect))
+    conn.exec_driver_sql(_PENDING_SQL[dialect], [(link[0], orjson.dumps(event).decode())
+                                                 for link, event in zip(links, chained)])
+    _advance(conn, dialect, links)
+    return [link[1] for link in links]
+
+
+def file_pending(store, limit: int = 100) -> int:
+    """Store up to `limit` appended events as AuditEvent resources (oldest first); returns how many.
+
+    Filing and the removal from `audit_pending` commit together, so an event is always in exactly
+    one of the two places.
+    """
+    dialect = store.dialect
+    with store.session(write=True, synced=False) as uow:
+        if dialect == "postgresql":  # as durable as the append it moves (see ihs/audit/writer.py)
+            uow.conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+        rows = uow.conn.exec_driver_sql(_TAKE_PENDING_SQL[dialect], (limit,)).all()
+        for _seq, content in rows:
+            uow.create(orjson.loads(content))
+        if rows:
+            uow.flush()
+            uow.conn.exec_driver_sql(_FILED_SQL[dialect], [(row[0],) for row in rows])
+    return len(rows)
+
+
+def pending_events(conn, sequences: list[int]) -> dict[int, dict]:
+    """Appended events not filed yet, by sequence number (for `verify`)."""
+    if not sequences:
+        return {}
+    rows = conn.execute(select(audit_pending.c.seq, audit_pending.c.content)
+                        .where(audit_pending.c.seq.in_(sequences))).all()
+    return {seq: orjson.loads(content) for seq, content in rows}

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from ihs.audit.chain import GENESIS, audit_chain, audit_chain_head, chain_fields, create_audit_schema, event_hash
+from ihs.audit.chain import (GENESIS, audit_chain, audit_chain_head, chain_fields, create_audit_schema, event_hash,
+                             pending_events)
 from ihs.store.search import find, search
 
 BATCH = 500
@@ -53,10 +54,15 @@ def verify(store, *, expected_head: str | None = None) -> VerificationResult:
                                     .order_by(audit_chain.c.seq).limit(BATCH)).all()
             if not rows:
                 break
+            # appended events not filed yet first: one filed meanwhile is then found in the store
+            pending = pending_events(uow.conn, [r.seq for r in rows])
             found = {s.id: s for s in find(uow, "AuditEvent", [("_id", ",".join(r.res_id for r in rows))],
                                            limit=len(rows))}
             for row in rows:
-                result = walker.step(row, found.get(row.res_id))
+                stored = found.get(row.res_id)
+                if stored is None and row.seq in pending:
+                    stored = _Pending(pending[row.seq])
+                result = walker.step(row, stored)
                 if result:
                     return result
             last = rows[-1].seq
@@ -67,6 +73,17 @@ def verify(store, *, expected_head: str | None = None) -> VerificationResult:
             return walker.fail(None, None, f"{total - walker.checked} AuditEvent(s) in the store are not on the chain "
                                            "(written around ihs.audit.record)")
     return VerificationResult(True, walker.checked, head.seq, head.hash)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An appended event not filed in the store yet, read from `audit_pending`."""
+
+    event: dict
+    deleted: bool = False
+
+    def resource(self) -> dict:
+        return self.event
 
 
 class _Walker:

@@ -33,11 +33,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
+from weakref import WeakSet
 
+from ihs.auth import policy_version
 from ihs.auth import relationships as rel
 from ihs.auth.config import PolicyConfig
 from ihs.auth.consent import PERMIT, Access, Classes, decide_consents, permitted_classes
 from ihs.auth.errors import Forbidden
+from ihs.auth.policy_version import RELATIONSHIP_TYPES
 from ihs.auth.principal import (CDC_OFFICER, CLINICAL_ROLES, DEVICE, INSURER, ORG_ADMIN, PATIENT, PHARMACIST,
                                 REGULATOR, SYSTEM, Principal)
 from ihs.auth.resource_classes import (AGGREGATE_TYPES, CARE_STARTING, DIRECTORY_TYPES, INSURANCE_TYPES, OPEN_TYPES,
@@ -124,10 +127,25 @@ class Policy:
     def __init__(self, config: PolicyConfig | None = None):
         self.config = config or PolicyConfig()
         self._cache = rel.TtlCache(self.config.cache_seconds)
+        self._cached_version: tuple[int, int] | None = None  # (database, policy_version) the cache was filled at
+        self._checked: WeakSet = WeakSet()  # units of work that compared it already
 
     def forget(self) -> None:
         """Drop cached relationships and Consents (after a change to the resources they come from)."""
         self._cache.clear()
+
+    def _up_to_date(self, uow) -> None:
+        """Drop the cache if a Consent or relationship changed since it was filled, in any worker.
+
+        One read of the shared counter per unit of work (ihs/auth/policy_version.py).
+        """
+        if uow is None or uow in self._checked or not policy_version.installed(uow.store.engine):
+            return
+        self._checked.add(uow)
+        seen = (id(uow.store.engine), policy_version.current(uow.conn))
+        if seen != self._cached_version:
+            self._cache.clear()
+            self._cached_version = seen
 
     # -- decide --------------------------------------------------------------------------------
 
@@ -214,6 +232,7 @@ class Policy:
         """Patient id -> what this user may see as their proxy (RelatedPerson + permitting Consent)."""
         if not p.fhir_user or uow is None:
             return {}
+        self._up_to_date(uow)
 
         def compute():
             found: dict[str, Classes] = {}
@@ -285,6 +304,7 @@ class Policy:
         return granted_patients(uow.conn, p.subject) if uow is not None else frozenset()
 
     def has_relationship(self, p: Principal, patient: str, uow) -> bool:
+        self._up_to_date(uow)
         practitioner = p.fhir_user if p.fhir_user_type == "Practitioner" else None
         listed = self._cache.peek(("related", p.organizations, practitioner))
         if listed is not None:
@@ -297,6 +317,7 @@ class Policy:
 
     def related(self, p: Principal, uow) -> frozenset[str]:
         """Every patient with an active treatment relationship with the principal's institution (cached)."""
+        self._up_to_date(uow)
         practitioner = p.fhir_user if p.fhir_user_type == "Practitioner" else None
         related, _complete = self._cache.get(("related", p.organizations, practitioner), lambda: rel.related_patients(
             uow, p.organizations, practitioner, self.config.treatment_window_days, self.config.max_listed_patients))
@@ -308,6 +329,7 @@ class Policy:
         return decide_consents(consents, access, self.config.consent_default) == PERMIT
 
     def _consents(self, uow, patients: list[str]) -> dict[str, list[dict]]:
+        self._up_to_date(uow)
         found, missing = {}, []
         for patient in patients:
             hit = self._cache.peek(("consents", patient))
@@ -440,6 +462,7 @@ class Policy:
         pharmacist_only = p.has_role(PHARMACIST) and not p.has_role(*(CLINICAL_ROLES - {PHARMACIST}), SYSTEM)
         limit = PHARMACY_TYPES if pharmacist_only else None
         key = ("grants", p.organizations, p.fhir_user, limit)
+        self._up_to_date(uow)
         grants = list(self._cache.get(key, lambda: tuple(_grouped(
             self._classes_of(p, sorted(self.related(p, uow)), uow), "treatment relationship", limit_types=limit))))
         if break_glass:
@@ -567,12 +590,11 @@ def stamp_author(principal: Principal, resource: dict, current: dict | None = No
     return resource
 
 
-# types whose changes can alter relationships, proxies or Consents
-RELATIONSHIP_TYPES = frozenset({"Consent", "Encounter", "EpisodeOfCare", "CareTeam", "Task", "RelatedPerson",
-                                "PractitionerRole", "Organization", "Patient"})
-
-
 def on_change(store, event) -> None:
-    """Event handler (ihs.events): forget cached relationships when the resources behind them change."""
+    """Event handler (ihs.events): forget cached relationships when the resources behind them change.
+
+    Other workers learn of the change from the shared counter (`Policy._up_to_date`); this handler
+    covers databases without it.
+    """
     if event.res_type in RELATIONSHIP_TYPES:
         default_policy().forget()

@@ -118,8 +118,11 @@ break_glass = Table(
 
 
 def create_auth_schema(engine: Engine) -> None:
-    """Create the authorization server's tables (idempotent)."""
+    """Create the authorization server's tables and the policy's change counter (idempotent)."""
+    from ihs.auth import policy_version
+
     metadata.create_all(engine)
+    policy_version.install(engine)
 
 
 def drop_auth_schema(engine: Engine) -> None:

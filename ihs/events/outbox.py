@@ -37,10 +37,24 @@ class OutboxDispatcher:
 
     def dispatch_pending(self, limit: int = 500) -> int:
         """Publish up to `limit` pending changes; returns how many were marked dispatched."""
-        rows = self.store.pending_events(limit)
+        events = [ChangeEvent(*row) for row in self.store.pending_events(limit)]
+        deliverable = len(events)  # a batch handler that fails holds back the event it failed on and the rest
+        for subscription in self.bus.batched():
+            wanted = [e for e in events if subscription.wants(e)]
+            if not wanted:
+                continue
+            try:
+                subscription.handler(self.store, wanted)
+                continue
+            except Exception:
+                log.exception("batch handler failed; delivering its events one at a time", extra={"fields": {
+                    "handler": subscription.name, "events": len(wanted), "seq": wanted[0].seq}})
+            for event in wanted:  # so that an event that always fails is given up alone
+                if not self._call(subscription, event, [event]):
+                    deliverable = min(deliverable, events.index(event))
+                    break
         done = []
-        for row in rows:
-            event = ChangeEvent(*row)
+        for event in events[:deliverable]:
             if not self._deliver(event):
                 break  # keep order: later events wait until this one is delivered
             done.append(event.seq)
@@ -50,20 +64,25 @@ class OutboxDispatcher:
     def _deliver(self, event: ChangeEvent) -> bool:
         delivered = True
         for subscription in self.bus.interested(event):
-            key = (event.seq, subscription.name)
-            try:
-                subscription.handler(self.store, event)
-                self._attempts.pop(key, None)
-            except Exception:  # a failing handler must not stop the others
-                attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
-                log.exception("event handler failed", extra={"fields": {
-                    "handler": subscription.name, "event": event.reference, "seq": event.seq, "attempt": attempts}})
-                if attempts < MAX_ATTEMPTS:
-                    delivered = False
-                else:
-                    log.error("event given up after %d attempts", attempts, extra={"fields": {
-                        "handler": subscription.name, "event": event.reference, "seq": event.seq}})
+            delivered = self._call(subscription, event, event) and delivered
         return delivered
+
+    def _call(self, subscription, event: ChangeEvent, argument) -> bool:
+        """Run one handler (a failing one must not stop the others); False while it should be retried."""
+        key = (event.seq, subscription.name)
+        try:
+            subscription.handler(self.store, argument)
+            self._attempts.pop(key, None)
+            return True
+        except Exception:
+            attempts = self._attempts[key] = self._attempts.get(key, 0) + 1
+            log.exception("event handler failed", extra={"fields": {
+                "handler": subscription.name, "event": event.reference, "seq": event.seq, "attempt": attempts}})
+            if attempts < MAX_ATTEMPTS:
+                return False
+            log.error("event given up after %d attempts", attempts, extra={"fields": {
+                "handler": subscription.name, "event": event.reference, "seq": event.seq}})
+            return True
 
     # -- running in the background ----------------------------------------------------------
 

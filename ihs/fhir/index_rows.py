@@ -30,6 +30,13 @@ class IndexRows:
     # a date (b_low/b_high in microseconds) or a string (b_string normalized)
     composite: list[tuple[str, str | None, str | None, str | None, str | None, float | None, float | None, str | None]] = field(default_factory=list)
 
+    # resources inside this one (Resource.contained): (type, id, their own rows)
+    contained: list[tuple[str, str, "IndexRows"]] = field(default_factory=list)
+    # (narrative words, content words) for _text and _content (ihs/fhir/fulltext.py); None: not extracted
+    text: tuple[str, str] | None = None
+    # Location.position for `near`: (latitude, longitude, x, y, z), x/y/z on the unit sphere (WGS84 degrees)
+    position: list[tuple[float, float, float, float, float]] = field(default_factory=list)
+
     TABLES = ("string", "token", "reference", "date", "number", "quantity", "uri", "composite")
 
     def tables(self):

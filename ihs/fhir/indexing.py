@@ -20,12 +20,14 @@ IndexRows layout (ihs/fhir/index_rows.py). Conventions the layout leaves open:
 from __future__ import annotations
 
 import logging
+import math
 import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
+from ihs.fhir import fulltext
 from ihs.fhir.fhirpath_compile import (PRIMITIVES, RESOURCE_TYPES, compile_fast, compile_fhirpath,
                                        parse_reference)
 from ihs.fhir.index_rows import IndexRows
@@ -58,6 +60,11 @@ def normalize(text: str) -> str:
     """Text as string search compares it: lower case, accents removed (NFKD), CJK characters kept."""
     if len(text) > INDEXED_TEXT_MAX:
         text = text[:INDEXED_TEXT_MAX]
+    return fold(text)
+
+
+def fold(text: str) -> str:
+    """`text` in lower case with accents removed (NFKD), CJK characters kept, whatever its length."""
     if text.isascii():
         return text.lower()
     return "".join(ch if ch < "\x80" else _fold(ch) for ch in text).lower()
@@ -558,8 +565,32 @@ def _compile(resource_type: str, registry: Registry) -> _Plan:
 
 
 def extract(resource: dict, registry: Registry | None = None) -> IndexRows:
-    """The search-index rows of `resource` for every indexed parameter of its type (duplicates removed)."""
-    plan = _plan(resource["resourceType"], registry or default_registry())
+    """The search-index rows of `resource` for every indexed parameter of its type (duplicates removed),
+    with the rows of each resource it contains and its words for _text and _content."""
+    registry = registry or default_registry()
+    rows = _extract_values(resource, registry)
+    for inner in resource.get("contained", ()) if "contained" in resource else ():
+        if isinstance(inner, dict) and inner.get("resourceType") in RESOURCE_TYPES and isinstance(inner.get("id"), str):
+            rows.contained.append((inner["resourceType"], inner["id"], _extract_values(inner, registry)))
+    if registry.get(resource["resourceType"], "_content") is not None:  # not for every type (AuditEvent)
+        rows.text = fulltext.words_of(resource)
+    return rows
+
+
+def position(resource: dict) -> tuple[float, float, float, float, float] | None:
+    """A Location's position as (latitude, longitude, x, y, z), x/y/z its point on the unit sphere (for `near`)."""
+    found = resource.get("position")
+    if not isinstance(found, dict):
+        return None
+    latitude, longitude = _number(found.get("latitude")), _number(found.get("longitude"))
+    if latitude is None or longitude is None or not -90 <= latitude <= 90 or not -180 <= longitude <= 180:
+        return None
+    phi, lam = math.radians(latitude), math.radians(longitude)
+    return latitude, longitude, math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)
+
+
+def _extract_values(resource: dict, registry: Registry) -> IndexRows:
+    plan = _plan(resource["resourceType"], registry)
     units = list(plan.always)
     for key in resource:
         units.extend(plan.by_key.get(key, ()))
@@ -579,4 +610,8 @@ def extract(resource: dict, registry: Registry | None = None) -> IndexRows:
         table = getattr(rows, name)
         if len(table) > 1:
             setattr(rows, name, list(dict.fromkeys(table)))
+    if resource["resourceType"] == "Location":
+        found = position(resource)
+        if found:
+            rows.position.append(found)
     return rows

@@ -10,30 +10,35 @@ from ihs.mpi.index import forget, index_for
 from ihs.store.store import Store
 
 
+# Patients linked per unit of work: large enough to share its reads and commit, small enough that
+# API writers never wait long for the database's write lock (SQLite) behind a dispatcher round
+BATCH = 100
+
+
 def on_patient_change(store: Store, event) -> linking.Decision | None:
     """Match the changed Patient and set its golden record and links."""
-    if event.res_type != "Patient":
-        return None
-    index = index_for(store)
-    try:
-        with index.lock, store.session(write=True) as uow:
-            return linking.link_record(uow, index, event.res_id)
-    except Exception:
-        forget(store)  # the index may hold writes that were rolled back: load it again next time
-        raise
+    decisions = on_patient_changes(store, [event])
+    return decisions[0] if decisions else None
 
 
 def on_patient_changes(store: Store, events) -> list[linking.Decision]:
-    """Match a batch of changed Patients in one transaction (a dispatcher that batches saves a commit each)."""
-    ids = list(dict.fromkeys(e.res_id for e in events if e.res_type == "Patient"))
-    if not ids:
-        return []
+    """Match a batch of changed Patients, `BATCH` per unit of work; one decision per Patient.
+
+    A version the index wrote itself (a link, a golden record) is not matched again: only its
+    links changed since its content was matched."""
     index = index_for(store)
+    ids = list(dict.fromkeys(e.res_id for e in events if e.res_type == "Patient"
+                             and not index.wrote(e.res_id, getattr(e, "version", None))))
+    decisions = []
     try:
-        with index.lock, store.session(write=True) as uow:
-            return [linking.link_record(uow, index, record_id) for record_id in ids]
+        for start in range(0, len(ids), BATCH):
+            with index.lock, store.session(write=True) as uow:
+                linker = linking.Linker(uow, index)
+                decisions += [linker.link(record_id) for record_id in ids[start:start + BATCH]]
+                linker.finish()
+        return decisions
     except Exception:
-        forget(store)
+        forget(store)  # the index may hold writes that were rolled back: load it again next time
         raise
 
 
@@ -53,11 +58,14 @@ def on_task_change(store: Store, event) -> str | None:
                 return None
             index.sync(uow)
             record, candidate = review.record_of(task), review.candidate_of(task)
+            linker = linking.Linker(uow, index)
+            golden_id = None
             if task.get("status") == "completed" and record and candidate:
-                return linking.confirm(uow, index, record, candidate)
-            if task.get("status") == "rejected" and record:
-                linking.link_record(uow, index, record)
-            return None
+                golden_id = linker.confirm(record, candidate)
+            elif task.get("status") == "rejected" and record:
+                linker.link(record)
+            linker.finish()
+            return golden_id
     except Exception:
         forget(store)
         raise
@@ -65,5 +73,5 @@ def on_task_change(store: Store, event) -> str | None:
 
 def subscribe_all(subscribe) -> None:
     """Register the handlers with the event bus (`ihs.events.subscribe`)."""
-    subscribe(on_patient_change, types={"Patient"})
+    subscribe(on_patient_changes, types={"Patient"}, batch=True)
     subscribe(on_task_change, types={"Task"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler, Levenshtein
 
 from ihs.mpi.features import Person
-from ihs.mpi.names import NameForm, merged_sound, phonetic
+from ihs.mpi.names import NameForm
 
 # (field, number of levels, what the levels mean from 0 up)
 FIELDS: list[tuple[str, int, str]] = [
@@ -36,15 +36,15 @@ def _form_level(a: NameForm, b: NameForm) -> int:
         return 4
     if a.hanzi is None and b.hanzi is None and a.key == b.key:
         return 4
-    if not set(a.keys).isdisjoint(b.keys):
+    if not a.key_set.isdisjoint(b.key_set):
         return 3
     best = 0
-    for x in a.keys:
-        for y in b.keys:
+    for x, x_merged, x_sound in a.sounds:
+        for y, y_merged, y_sound in b.sounds:
             similarity = JaroWinkler.similarity(x, y)
-            if similarity >= 0.92 or merged_sound(x) == merged_sound(y):
+            if similarity >= 0.92 or x_merged == y_merged:
                 return 2
-            if similarity >= 0.8 or phonetic(x) == phonetic(y):
+            if similarity >= 0.8 or x_sound == y_sound:
                 best = 1
     return best
 

@@ -87,14 +87,21 @@ def _comparable(resource: dict) -> dict:
         "tags": (resource.get("meta") or {}).get("tag")}
 
 
-def save(uow: UnitOfWork, resource: dict) -> StoredResource | None:
-    """Create or update `resource` unless the stored version already says the same; answers the new version."""
-    validate(resource)
-    current = uow.current(resource["resourceType"], resource["id"])
+_UNREAD = object()
+
+
+def save(uow: UnitOfWork, resource: dict, current=_UNREAD) -> StoredResource | None:
+    """Create or update `resource` unless the stored version already says the same; answers the new version.
+
+    `current` is its current version when the caller has it (None: it does not exist yet)."""
+    if current is _UNREAD:
+        current = uow.current(resource["resourceType"], resource["id"])
     if current is None:
+        validate(resource)
         return uow.create(resource)
     if not current.deleted and _comparable(current.resource()) == _comparable(resource):
         return None
+    validate(resource)
     return uow.update(resource, current)
 
 

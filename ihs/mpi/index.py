@@ -58,6 +58,9 @@ class MasterPatientIndex:
     _members: dict[str, set[str]] = field(default_factory=dict)  # golden id -> source ids
     goldens: set[str] = field(default_factory=set)
     versions: dict[str, int] = field(default_factory=dict)  # Patient id -> version applied
+    # Patient id -> the version linking wrote last: its change event needs no matching (nothing but
+    # links changed since the version that was matched); lost on restart, when such events are matched again
+    written: dict[str, int] = field(default_factory=dict)
     synced_at: int = 0  # when the last sync (or load) began, in microseconds since the epoch
     lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -93,11 +96,18 @@ class MasterPatientIndex:
                         applied += 1
             return applied
 
-    def apply(self, stored: StoredResource) -> None:
-        """Index one current Patient version (a deletion removes it)."""
+    def apply(self, stored: StoredResource, *, written: bool = False, relinked: bool = False) -> None:
+        """Index one current Patient version (a deletion removes it); `written` when linking wrote it,
+        `relinked` when only its refer link differs from the version indexed before."""
         with self.lock:
             self.versions[stored.id] = stored.version
-            self.matcher.remove(stored.id)
+            if written:
+                self.written[stored.id] = stored.version
+            elif self.written.get(stored.id) != stored.version:
+                self.written.pop(stored.id, None)
+            relinked = relinked and stored.id in self.matcher.persons
+            if not relinked:
+                self.matcher.remove(stored.id)
             self.goldens.discard(stored.id)
             previous = self.golden_of.pop(stored.id, None)
             if previous:
@@ -115,9 +125,14 @@ class MasterPatientIndex:
             if golden:
                 self.golden_of[stored.id] = golden
                 self._members.setdefault(golden, set()).add(stored.id)
-            self.matcher.add(person(patient))
+            if not relinked:  # the features, read from everything but the links, stay as they are
+                self.matcher.add(person(patient))
 
     # -- questions -----------------------------------------------------------------------------
+
+    def wrote(self, patient_id: str, version: int | None) -> bool:
+        """Whether linking wrote this version of the Patient (in a committed unit of work)."""
+        return version is not None and self.written.get(patient_id) == version
 
     def members(self, golden_id: str) -> list[str]:
         """The source records linked to a golden record."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from ihs.mpi.compare import FIELD_NAMES, LEVELS, Levels
 
+_MAX_SCORED = 100_000  # agreement patterns remembered at most (a few thousand occur in practice)
 _SMOOTHING = 0.5  # pseudo-counts per level, so a level never seen keeps a finite probability
 # fields a household shares: the h class starts like m on these and like u on the others
 HOUSEHOLD_FIELDS = {"family", "phone", "address", "place"}
@@ -55,6 +56,8 @@ class Model:
     shares: tuple[float, float, float] = (0.01, 0.005, 0.985)  # m, h, u
     trained_on: int = 0  # candidate pairs EM saw; 0 for the untrained defaults
     _logs: tuple = field(default=(), repr=False)
+    # (weight, probability) by levels: candidate pairs repeat a few thousand patterns over and over
+    _scored: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
         if self.h is None:
@@ -65,6 +68,7 @@ class Model:
         tables = [[[math.log(p) for p in row] for row in probs] for probs in (self.m, self.h, self.u)]
         priors = [math.log(s) for s in self.shares]
         self._logs = (tables, priors)
+        self._scored = {}
 
     def _scores(self, levels: Levels) -> list[float]:
         tables, priors = self._logs
@@ -81,6 +85,14 @@ class Model:
 
     def score(self, levels: Levels) -> tuple[float, float]:
         """(match weight, match probability): the weight is log2 of the odds of one person, within +-60."""
+        scored = self._scored.get(levels)
+        if scored is None:
+            if len(self._scored) >= _MAX_SCORED:
+                self._scored.clear()
+            scored = self._scored[levels] = self._score(levels)
+        return scored
+
+    def _score(self, levels: Levels) -> tuple[float, float]:
         match, household, unrelated = self._scores(levels)
         other = max(household, unrelated)
         rest = other + math.log(math.exp(household - other) + math.exp(unrelated - other))

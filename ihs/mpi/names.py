@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice, product
 
@@ -30,6 +30,13 @@ class NameForm:
 
     hanzi: str | None  # the characters, when written in hanzi
     keys: tuple[str, ...]  # Latin keys, the usual reading first
+    # worked out once, since every comparison asks: the keys as a set, and each key with its sound codes
+    key_set: frozenset[str] = field(init=False, compare=False, repr=False)
+    sounds: tuple[tuple[str, str, str], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "key_set", frozenset(self.keys))
+        object.__setattr__(self, "sounds", tuple((k, merged_sound(k), phonetic(k)) for k in self.keys))
 
     @property
     def key(self) -> str:

@@ -41,10 +41,12 @@ def rebuild(store: Store, progress: bool = True, *, train: bool = True) -> Rebui
             for start in range(0, len(ids), BATCH):
                 with store.session(write=True) as uow:
                     index.sync(uow)
+                    linker = linking.Linker(uow, index)
                     for record_id in ids[start:start + BATCH]:
-                        decision = linking.link_record(uow, index, record_id)
+                        decision = linker.link(record_id)
                         counts["linked"] += decision.action == "linked"
                         counts["reviews"] += len(decision.reviews)
+                    linker.finish()
                 bar.update(len(ids[start:start + BATCH]))
         except Exception:
             forget(store)

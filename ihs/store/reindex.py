@@ -115,15 +115,18 @@ def _backfill(store: Store, res_type: str, codes: set[str], bar) -> tuple[int, i
             for table in INDEX_TABLES.values():
                 uow.conn.execute(delete(table).where(table.c.rid.in_(rids), table.c.param.in_(sorted(names))))
             for rid, content in rows:
-                resource = content if isinstance(content, dict) else orjson.loads(content)
-                written += _insert(uow, rid, res_type, _rows_of(store, resource, names))
+                stored = content if isinstance(content, dict) else orjson.loads(content)
+                written += _insert(uow, rid, res_type, _rows_of(store, store.protection.open(stored), names))
             last, done = rids[-1], done + len(rows)
         bar.update(len(rows))
 
 
 def _rows_of(store: Store, resource: dict, names: set[str]) -> IndexRows:
-    """The index rows of `resource` that belong to the parameters `names` (the store's extraction, filtered)."""
-    every = store.extract(resource)
+    """The index rows of `resource` that belong to the parameters `names` (the store's extraction, filtered).
+
+    Protected identifier values are indexed as their keyed hash, as when the resource was written.
+    """
+    every = store.extract(store.protection.indexed(resource))
     rows = IndexRows()
     for table in IndexRows.TABLES:
         setattr(rows, table, [row for row in getattr(every, table) if row[0] in names])

@@ -2,13 +2,14 @@
 
 `resources` holds the current version of every resource, `resource_history` every version
 ever written, the `idx_*` tables the search-index rows of current versions (one table per
-SearchParameter type, keyed by the resource's surrogate `rid`), and `outbox` one row per
-change for the event bus. All are written in one database transaction per change.
+SearchParameter type, keyed by the resource's surrogate `rid`; idx_fulltext and idx_position for
+_text/_content and near), `contained_resources` the resources inside others (for _contained),
+and `outbox` one row per change for the event bus. All are written in one database transaction per change.
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint,
-                        String, Table, Text, UniqueConstraint)
+from sqlalchemy import (DDL, BigInteger, Boolean, Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint,
+                        String, Table, Text, UniqueConstraint, event, text)
 from sqlalchemy.dialects import postgresql
 
 metadata = MetaData()
@@ -121,3 +122,61 @@ INDEX_TABLES: dict[str, Table] = {
 INDEX_COLUMNS: dict[str, tuple[str, ...]] = {
     name: tuple(c.name for c in table.columns if c.name not in ("rid", "res_type")) for name, table in INDEX_TABLES.items()
 }
+
+# Resources contained in another (Resource.contained), searchable with _contained: one row each, keyed
+# by a negative rid (never a `resources` rid), whose index rows sit in the idx_* tables beside the
+# rows of ordinary resources. The row lives and dies with the container's current version.
+contained_resources = Table(
+    "contained_resources", metadata,
+    Column("rid", RowId, primary_key=True, autoincrement=False),
+    Column("container_rid", RowId, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),  # the id inside the container (without '#')
+    Column("last_updated", Micros, nullable=False),  # the container's
+    Column("deleted", Boolean, nullable=False, default=False),  # always false: lets a search treat it as `resources`
+    Index("contained_resources_container", "container_rid"),
+)
+
+# The words of current versions for _text (the narrative) and _content (the narrative and every other
+# string value), folded like string search values (ihs/fhir/fulltext.py). Searched through an FTS5 table on SQLite (kept in step by
+# triggers) and through a GIN index over to_tsvector('simple', ...) on PostgreSQL.
+# PostgreSQL: one GIN index over the words of both columns, the narrative's weighted A so that _text
+# asks for lexemes of weight A (word:A) and _content for any; the search repeats this expression
+FULLTEXT_VECTOR = ("(setweight(to_tsvector('simple', coalesce(narrative, '')), 'A') || "
+                   "to_tsvector('simple', coalesce(content, '')))")
+idx_fulltext = Table(
+    "idx_fulltext", metadata,
+    Column("rid", RowId, primary_key=True, autoincrement=False),
+    Column("res_type", String(64), nullable=False),
+    Column("narrative", Text),  # the narrative's words
+    Column("content", Text),  # the words of every other string value (_content searches both)
+    Index("idx_fulltext_words", text(f"({FULLTEXT_VECTOR})"), postgresql_using="gin").ddl_if(dialect="postgresql"),
+)
+
+_FTS_DDL = (
+    "CREATE VIRTUAL TABLE idx_fulltext_fts USING fts5(narrative, content, content='idx_fulltext', "
+    "content_rowid='rid', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER idx_fulltext_insert AFTER INSERT ON idx_fulltext BEGIN "
+    "INSERT INTO idx_fulltext_fts (rowid, narrative, content) VALUES (new.rid, new.narrative, new.content); END",
+    "CREATE TRIGGER idx_fulltext_delete AFTER DELETE ON idx_fulltext BEGIN "
+    "INSERT INTO idx_fulltext_fts (idx_fulltext_fts, rowid, narrative, content) "
+    "VALUES ('delete', old.rid, old.narrative, old.content); END",
+)
+for _statement in _FTS_DDL:
+    event.listen(idx_fulltext, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+event.listen(idx_fulltext, "before_drop", DDL("DROP TABLE IF EXISTS idx_fulltext_fts").execute_if(dialect="sqlite"))
+
+# Location.position for `near`: the latitude band is searched by index, then the exact great-circle
+# test compares points on the unit sphere (x, y, z) by their chord, which needs no trigonometry in SQL.
+idx_position = Table(
+    "idx_position", metadata,
+    Column("rid", RowId, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Column("x", Float, nullable=False),
+    Column("y", Float, nullable=False),
+    Column("z", Float, nullable=False),
+    Index("idx_position_rid", "rid"),
+    Index("idx_position_latitude", "res_type", "latitude"),
+)

@@ -27,7 +27,9 @@ from sqlalchemy.exc import IntegrityError
 from ihs.fhir.errors import Conflict
 from ihs.store import schema
 from ihs.store.engine import make_engine
-from ihs.store.schema import INDEX_COLUMNS, INDEX_TABLES, outbox, resource_history, resources
+from ihs.store.protected import ENCRYPTED_VALUE, IdentifierProtection, in_use
+from ihs.store.schema import (INDEX_COLUMNS, INDEX_TABLES, contained_resources, idx_fulltext, idx_position,
+                              outbox, resource_history, resources)
 
 _DUPLICATE = (IntegrityError, sqlite3.IntegrityError, psycopg.errors.IntegrityError)
 
@@ -44,6 +46,7 @@ class StoredResource:
     deleted: bool
     content: str | None
     method: str | None = None  # the interaction that wrote this version (history only)
+    container: str | None = None  # "Type/id" of the container of a contained resource (search with _contained)
 
     def resource(self) -> dict:
         return orjson.loads(self.content)
@@ -85,6 +88,8 @@ class Store:
     def __init__(self, url: str | None = None, *, extract=None, pool_size: int = 8):
         self.engine: Engine = make_engine(url, pool_size=pool_size)
         self.dialect = self.engine.dialect.name
+        # resident ID numbers and other protected identifiers: sealed at rest, hashed in the index
+        self.protection = IdentifierProtection(self.engine)
         self.clock = _Clock()
         self.after_commit: list = []  # called after every committed write (e.g. to wake the outbox dispatcher)
         if extract is None:
@@ -92,7 +97,15 @@ class Store:
         self.extract = extract
 
     def create_schema(self) -> None:
+        """Create the tables, check the identifier key (a wrong key stops the start here) and seal what an
+        earlier version stored plain."""
         schema.metadata.create_all(self.engine)
+        unsealed = self.protection.check_key()
+        if unsealed:
+            from ihs.store.sealing import seal_stored_identifiers  # it builds on this module
+
+            seal_stored_identifiers(self, unsealed)
+            self.protection.record_sealed(unsealed)
 
     def drop_schema(self) -> None:
         schema.metadata.drop_all(self.engine)
@@ -114,7 +127,7 @@ class Store:
             # the BEGIN and COMMIT round trips of a read.
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         try:
-            with conn.begin():
+            with conn.begin(), in_use(self.protection):
                 uow = UnitOfWork(self, conn)
                 yield uow
                 uow.flush()
@@ -162,6 +175,9 @@ _RESOURCE_COLUMNS = ("rid", "res_type", "res_id", "version", "last_updated", "de
 _HISTORY_COLUMNS = ("rid", "version", "res_type", "res_id", "last_updated", "method", "content")
 _OUTBOX_COLUMNS = ("res_type", "res_id", "version", "interaction", "created_at")
 _BULK_COLUMNS = {"resources": _RESOURCE_COLUMNS, "resource_history": _HISTORY_COLUMNS, "outbox": _OUTBOX_COLUMNS,
+                 "contained_resources": tuple(c.name for c in contained_resources.columns),
+                 "idx_fulltext": tuple(c.name for c in idx_fulltext.columns),
+                 "idx_position": tuple(c.name for c in idx_position.columns),
                  **{f"idx_{name}": ("rid", "res_type") + cols for name, cols in INDEX_COLUMNS.items()}}
 
 
@@ -190,6 +206,7 @@ class UnitOfWork:
         self._new: list[tuple[tuple, object]] = []  # resources rows without rid, with their index rows
         self._appends: dict[str, list[tuple]] = {}  # table -> rows in _BULK_COLUMNS order
         self._superseded: list[tuple] = []  # (content, rid, version) for history rows to fill
+        self._next_contained_rid: int | None = None  # SQLite: the next (negative) rid of a contained resource
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -202,7 +219,7 @@ class UnitOfWork:
         self.flush()
         # The hottest statement of the server: plain SQL, no expression building per call.
         row = self.conn.exec_driver_sql(_CURRENT_SQL[self.store.dialect], (res_type, res_id)).first()
-        return StoredResource(*row) if row else None
+        return self._opened(row) if row else None
 
     def current_by_rids(self, rids: list[int]) -> list[StoredResource]:
         """Current versions in the order of `rids` (used by search to load a page)."""
@@ -210,7 +227,7 @@ class UnitOfWork:
             return []
         self.flush()
         rows = self.conn.execute(self._select_current().where(resources.c.rid.in_(rids))).all()
-        by_rid = {r[0]: StoredResource(*r) for r in rows}
+        by_rid = {r[0]: self._opened(r) for r in rows}
         return [by_rid[rid] for rid in rids if rid in by_rid]
 
     def types_of(self, ids: list[str]) -> dict[str, list[str]]:
@@ -237,14 +254,16 @@ class UnitOfWork:
         h = resource_history.c
         row = self.conn.execute(self._select_history().where(
             h.rid == self._rid_of(res_type, res_id), h.version == version)).first()
-        return StoredResource(*row) if row else None
+        return self._opened(row) if row else None
 
     def history(self, res_type: str | None = None, res_id: str | None = None, *, since: int | None = None,
-                at: int | None = None, count: int = 50, offset: int = 0) -> tuple[list[StoredResource], int]:
-        """Versions newest first, with the total count; scoped to a system, a type or one resource."""
+                at: int | None = None, count: int = 50, offset: int = 0,
+                condition=None) -> tuple[list[StoredResource], int]:
+        """Versions newest first, with the total count; scoped to a system, a type or one resource,
+        and by `condition` on resource_history (the caller's visibility, ihs/store/search/visibility.py)."""
         self.flush()
         h = resource_history.c
-        conditions = []
+        conditions = [] if condition is None else [condition]
         if res_id:
             conditions.append(h.rid == self._rid_of(res_type, res_id))
         elif res_type:
@@ -257,24 +276,24 @@ class UnitOfWork:
         total = self.conn.execute(select(func.count()).select_from(resource_history).where(where)).scalar_one()
         rows = self.conn.execute(self._select_history().where(where)
                                  .order_by(h.last_updated.desc(), h.version.desc()).limit(count).offset(offset)).all()
-        return [StoredResource(*r) for r in rows], total
+        return [self._opened(r) for r in rows], total
 
     # -- writes --------------------------------------------------------------------------------
 
     def create(self, resource: dict, *, method: str = "POST") -> StoredResource:
         """Store a new resource (server id unless the caller set one for create-on-update)."""
         resource.setdefault("id", new_id())
-        stored, index_rows = self._prepare(resource, 1)
-        self._new.append(((stored.type, stored.id, 1, stored.last_updated, False, stored.content), index_rows))
+        stored, index_rows, at_rest = self._prepare(resource, 1)
+        self._new.append(((stored.type, stored.id, 1, stored.last_updated, False, at_rest), index_rows))
         self._append_change(stored, method, "create")
         return stored
 
     def update(self, resource: dict, current: StoredResource, *, method: str = "PUT") -> StoredResource:
         """Store a new version over `current` (which may be a deletion marker)."""
-        stored, index_rows = self._prepare(resource, current.version + 1, rid=current.rid)
-        self._replace(current, stored)
-        self._delete_index(current.rid)
-        self._append_index(current.rid, stored.type, index_rows)
+        stored, index_rows, at_rest = self._prepare(resource, current.version + 1, rid=current.rid)
+        self._replace(current, stored, at_rest)
+        self._delete_index(current)
+        self._append_index(current.rid, stored.type, index_rows, stored.last_updated)
         self._append_change(stored, method, "update" if not current.deleted else "create")
         return stored
 
@@ -282,8 +301,8 @@ class UnitOfWork:
         """Mark a resource deleted (its history stays); later reads answer 410 Gone."""
         now = self.store.clock.now()
         stored = StoredResource(current.rid, current.type, current.id, current.version + 1, now, True, None)
-        self._replace(current, stored)
-        self._delete_index(current.rid)
+        self._replace(current, stored, None)
+        self._delete_index(current)
         self._append_change(stored, "DELETE", "delete")
         return stored
 
@@ -297,7 +316,7 @@ class UnitOfWork:
             for rid, (row, index_rows) in zip(rids, new):
                 rows.append((rid,) + row)
                 rid_by_key[(row[0], row[1])] = rid
-                self._append_index(rid, row[0], index_rows)
+                self._append_index(rid, row[0], index_rows, row[3])
             self._bulk_insert("resources", rows)
             pending = self._appends.pop("pending_history", [])
             self._appends.setdefault("resource_history", []).extend(
@@ -353,19 +372,29 @@ class UnitOfWork:
         resource.clear()
         resource.update(head)
         resource.update(rest)
-        index_rows = self.store.extract(resource)
         content = orjson.dumps(resource).decode()
-        return StoredResource(rid or 0, resource["resourceType"], resource["id"], version, now, False, content), index_rows
+        # the stored text and the index see protected identifier values sealed and hashed; the caller, plain
+        sealed = self.store.protection.seal(resource, content)
+        index_rows = self.store.extract(sealed.indexed if sealed else resource)
+        stored = StoredResource(rid or 0, resource["resourceType"], resource["id"], version, now, False, content)
+        return stored, index_rows, sealed.text if sealed else content
 
-    def _replace(self, current: StoredResource, stored: StoredResource) -> None:
+    def _replace(self, current: StoredResource, stored: StoredResource, at_rest: str | None) -> None:
         changed = self.conn.execute(
             update(resources).where(resources.c.rid == current.rid, resources.c.version == current.version)
             .values(version=stored.version, last_updated=stored.last_updated, deleted=stored.deleted,
-                    content=stored.content))
+                    content=at_rest))
         if changed.rowcount != 1:
             raise Conflict(f"{current.type}/{current.id} was changed by another request; read it again and retry")
         if current.content is not None:
-            self._superseded.append((current.content, current.rid, current.version))
+            self._superseded.append((self.store.protection.sealed_text(current.content), current.rid, current.version))
+
+    def _opened(self, row) -> StoredResource:
+        """A row as a StoredResource with its sealed identifier values opened (most rows hold none)."""
+        content = row[6]
+        if content is not None and ENCRYPTED_VALUE in content:
+            return StoredResource(*row[:6], self.store.protection.open_text(content), *row[7:])
+        return StoredResource(*row)
 
     def _append_change(self, stored: StoredResource, method: str, interaction: str) -> None:
         # History rows of new resources wait for their rid; the current version's content stays in `resources`.
@@ -374,13 +403,45 @@ class UnitOfWork:
         self._appends.setdefault("outbox", []).append(
             (stored.type, stored.id, stored.version, interaction, stored.last_updated))
 
-    def _append_index(self, rid: int, res_type: str, index_rows) -> None:
+    def _append_index(self, rid: int, res_type: str, index_rows, last_updated: int) -> None:
         for name, rows in index_rows.tables():
             bucket = self._appends.setdefault(f"idx_{name}", [])
             key = (rid, res_type)
             bucket.extend(key + row for row in rows)
+        if index_rows.text is not None:
+            self._appends.setdefault("idx_fulltext", []).append((rid, res_type, *index_rows.text))
+        if index_rows.position:
+            self._appends.setdefault("idx_position", []).extend((rid, res_type, *p) for p in index_rows.position)
+        if index_rows.contained:
+            inner_rids = self._contained_rids(len(index_rows.contained))
+            for inner_rid, (inner_type, inner_id, inner_rows) in zip(inner_rids, index_rows.contained):
+                self._appends.setdefault("contained_resources", []).append(
+                    (inner_rid, rid, inner_type, inner_id, last_updated, False))
+                self._append_index(inner_rid, inner_type, inner_rows, last_updated)
 
-    def _delete_index(self, rid: int) -> None:
+    def _contained_rids(self, n: int) -> list[int]:
+        """Fresh negative rids for contained resources: never a `resources` rid, never reused."""
+        if self.store.dialect == "postgresql":
+            return self.conn.execute(text(
+                "SELECT -nextval(pg_get_serial_sequence('resources', 'rid')) FROM generate_series(1, :n)"),
+                {"n": n}).scalars().all()
+        # the SQLite writer holds the write lock: the lowest rid so far, less one, is ours alone
+        if self._next_contained_rid is None:
+            lowest = self.conn.execute(select(func.min(contained_resources.c.rid))).scalar_one()
+            self._next_contained_rid = min(lowest or 0, 0) - 1
+        start, self._next_contained_rid = self._next_contained_rid, self._next_contained_rid - n
+        return list(range(start, start - n, -1))
+
+    def _delete_index(self, current: StoredResource) -> None:
+        rid = current.rid
         for table in INDEX_TABLES.values():
             self.conn.execute(delete(table).where(table.c.rid == rid))
+        self.conn.execute(delete(idx_fulltext).where(idx_fulltext.c.rid == rid))
+        if current.type == "Location":
+            self.conn.execute(delete(idx_position).where(idx_position.c.rid == rid))
+        if current.content is not None and '"contained"' in current.content:
+            inner = select(contained_resources.c.rid).where(contained_resources.c.container_rid == rid)
+            for table in (*INDEX_TABLES.values(), idx_position):
+                self.conn.execute(delete(table).where(table.c.rid.in_(inner)))
+            self.conn.execute(delete(contained_resources).where(contained_resources.c.container_rid == rid))
 

@@ -1,10 +1,10 @@
 """Daily aberration detection over the syndromic counts, and the alerts it raises.
 
-Methods that look back over years (farrington, noufaily, noufaily-window2) run on weekly sums:
-7-day blocks ending on the day assessed, so the day-of-week pattern of visits cancels out and a
-year is 52 points, the design they were built and benchmarked for. They need five years and a
-month of counts; with less history, or for the EARS/CUSUM/EWMA methods, the daily series is
-used (EARS C2 when the chosen method cannot run yet).
+Methods that look back over years (farrington, noufaily, noufaily-window2 and the default,
+harmonic-window2) run on weekly sums: 7-day blocks ending on the day assessed, so the day-of-week
+pattern of visits cancels out and a year is 52 points, the design they were built and benchmarked
+for. They need five years and a month of counts; with less history, or for the EARS/CUSUM/EWMA
+methods, the daily series is used (EARS C2 when the chosen method cannot run yet).
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from ihs.surveillance import alerts, counts
 from ihs.surveillance.detection import DEFAULT_METHOD, METHODS
 from ihs.surveillance.syndromes import syndromes
 
-WEEKLY = {"farrington", "noufaily", "noufaily-window2"}
+WEEKLY = {"farrington", "noufaily", "noufaily-window2", "harmonic-window2"}
 WEEKS_NEEDED = 52 * 5 + 4
 DAYS_SHOWN = 56  # daily counts fetched for the daily methods
 POINTS_SHOWN = 52  # points of the series an alert carries

@@ -54,16 +54,19 @@ def test_a_read_only_scope_cannot_write(client):
     assert client.get(f"/Patient/{mine}").json()["gender"] == "female"
 
 
-def test_searches_the_policy_cannot_filter_yet_are_refused_not_leaked(client):
-    mine, _ = _two_patients(client)
+def test_a_patients_search_answers_only_their_own_record(client):
+    mine, other = _two_patients(client)
     headers = {"Authorization": f"Bearer {_patient_token(client, mine)}"}
-    assert client.get("/Patient", headers=headers).status_code == 403
+    found = client.get("/Patient?_total=accurate", headers=headers)
+    assert found.status_code == 200
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == [mine] and found.json()["total"] == 1
+    assert "entry" not in client.get(f"/Patient?_id={other}", headers=headers).json()
 
 
 def test_audit_events_record_reads_and_writes_and_cannot_be_changed(client, store):
     created = client.post("/Patient", json={"resourceType": "Patient"}).json()
     client.get(f"/Patient/{created['id']}")
-    audit_writer(store).flush()  # reads are audited by a background writer
+    audit_writer(store).flush()  # read audits are committed on the chain, then filed as resources
     events = [e["resource"] for e in client.get("/AuditEvent/_history?_count=100").json()["entry"]]
     actions = sorted(e["action"] for e in events)
     assert actions.count("C") >= 1 and actions.count("R") >= 1
@@ -90,3 +93,47 @@ def test_the_unsecured_benchmark_mode_serves_on_loopback_only(tmp_path):
     result = CliRunner().invoke(main, ["serve", "--unsecured-benchmark", "--host", "0.0.0.0",
                                        "--database", f"sqlite:///{tmp_path}/ihs.db"])
     assert result.exit_code != 0 and "127.0.0.1 only" in result.output
+
+
+def test_a_read_is_answered_only_once_its_audit_event_is_committed(client, store):
+    from sqlalchemy import select
+
+    from ihs.audit.chain import audit_chain
+
+    patient = client.post("/Patient", json={"resourceType": "Patient"}).json()
+    assert client.get(f"/Patient/{patient['id']}").status_code == 200
+    with store.engine.connect() as conn:  # on the chain when the response arrived, filed as a resource or not
+        links = conn.execute(select(audit_chain.c.seq)).all()
+    assert len(links) == 2  # the create's event and the read's
+
+
+def test_a_read_whose_audit_event_cannot_be_committed_is_not_answered(client, store):
+    from sqlalchemy import delete, insert
+
+    from ihs.audit import verify
+    from ihs.audit.chain import audit_chain_head
+
+    patient = client.post("/Patient", json={"resourceType": "Patient"}).json()
+    with store.engine.begin() as conn:
+        head = conn.execute(audit_chain_head.select()).first()
+        conn.execute(delete(audit_chain_head))  # appending to the chain now fails
+    try:
+        for path in (f"/Patient/{patient['id']}", "/Patient?gender=female"):
+            response = client.get(path)
+            assert response.status_code == 503, path
+            assert "audit trail" in response.json()["issue"][0]["diagnostics"]
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(insert(audit_chain_head).values(id=1, seq=head.seq, hash=head.hash))
+    assert client.get(f"/Patient/{patient['id']}").status_code == 200
+    assert verify(store).ok
+
+
+def test_audit_events_are_found_by_patient_and_unindexed_parameters_are_refused(client, store):
+    patient = client.post("/Patient", json={"resourceType": "Patient"}).json()
+    client.get(f"/Patient/{patient['id']}")
+    audit_writer(store).flush()
+    found = client.get(f"/AuditEvent?patient=Patient/{patient['id']}&action=R").json()
+    assert found["total"] == 1 and found["entry"][0]["resource"]["subtype"][0]["code"] == "read"
+    refused = client.get("/AuditEvent?address=127.0.0.1")
+    assert refused.status_code == 400 and "address" in refused.json()["issue"][0]["diagnostics"]

@@ -8,6 +8,7 @@ candidate, or the first one driving), so each SQL shape the planner can choose i
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,13 +17,14 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from ihs.api import bundle
 from ihs.demo.generator import generate_region
 from ihs.store.search import search, where
-from tests.search_reference import ReferenceSearch, _component_facts, _tokens
+from tests.search_reference import ReferenceSearch, _all_strings, _component_facts, _tokens, _words
 
 EXAMPLES = 200
 TYPES = ["Patient", "Observation", "Encounter", "Condition", "MedicationRequest", "Practitioner",
          "PractitionerRole", "Organization", "Location", "Appointment"]
 DATE_PREFIXES = ["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb"]
 NUMBER_PREFIXES = DATE_PREFIXES + ["ap"]
+HIERARCHIES = ("Location", "Organization")  # types whose partOf makes :above and :below apply
 
 
 @pytest.fixture
@@ -77,9 +79,12 @@ class Draws:
         return out
 
     def criterion(self, res_type: str, depth: int = 0) -> tuple[str, str] | None:
-        kind = self.pick(["value", "value", "value", "missing", "chain", "has"] if depth == 0 else ["value"], "kind")
+        kinds = ["value", "value", "value", "missing", "chain", "has", "content", "filter"]
+        kind = self.pick(kinds + (["near"] if res_type == "Location" else []) if depth == 0 else ["value"], "kind")
         if kind == "chain":
             return self.chain(res_type)
+        if kind in ("content", "filter", "near"):
+            return getattr(self, kind)(res_type)
         if kind == "has":
             return self.has(res_type)
         candidates = self.params_with_values(res_type)
@@ -153,7 +158,10 @@ class Draws:
             ref_type, ref_id, url = fact
             if ref_type is None:
                 return "", _escape(url) if "://" in url else None
-            shape = self.pick(["typed", "id", "modifier"], "reference")
+            shapes = ["typed", "id", "modifier"] + (["below", "above"] if ref_type in HIERARCHIES else [])
+            shape = self.pick(shapes, "reference")
+            if shape in ("below", "above"):
+                return f":{shape}", f"{ref_type}/{ref_id}"
             if shape == "typed":
                 return "", f"{ref_type}/{ref_id}"
             if shape == "modifier":
@@ -181,6 +189,39 @@ class Draws:
         if second is None or second[0]:
             return None
         return "", f"{_escape(self.pick(codes, 'first'))}${second[1]}"
+
+    def content(self, res_type: str) -> tuple[str, str] | None:
+        """_content with a word of one resource, or two words in a row as a phrase."""
+        resources = [r for r in self.ref.resources if r["resourceType"] == res_type]
+        if not resources:
+            return None
+        words = _words(" ".join(_all_strings(self.pick(resources, "resource"), [])))
+        if not words:
+            return None
+        at = self.data.draw(st.integers(0, len(words) - 1), label="word")
+        if self.data.draw(st.booleans(), label="phrase") and at + 1 < len(words):
+            return "_content", f'"{words[at]} {words[at + 1]}"'
+        return "_content", words[at]
+
+    def near(self, res_type: str) -> tuple[str, str] | None:
+        placed = [r["position"] for r in self.ref.resources if r["resourceType"] == "Location" and "position" in r]
+        if not placed:
+            return None
+        at = self.pick(placed, "position")
+        distance, units = self.pick([("1", "km"), ("5", ""), ("20", "km"), ("300", "km"), ("2500", "m")], "distance")
+        return "near", f"{at['latitude']}|{at['longitude']}|{distance}" + (f"|{units}" if units else "")
+
+    def filter(self, res_type: str) -> tuple[str, str] | None:
+        """_filter joining one or two ordinary criteria (written as comparisons) by and, or, not."""
+        parts = []
+        for _ in range(2):
+            criterion = self.criterion(res_type, depth=1)
+            comparison = _comparison(self.ref, res_type, *criterion) if criterion else None
+            if comparison is None:
+                return None
+            parts.append(comparison)
+        joiner = self.pick(["and", "or", "not"], "logic")
+        return "_filter", f"not ({parts[0]})" if joiner == "not" else f"{parts[0]} {joiner} {parts[1]}"
 
     def chain(self, res_type: str) -> tuple[str, str] | None:
         links = []
@@ -216,6 +257,20 @@ class Draws:
         if inner is None:
             return None
         return f"_has:{source}:{code}:{inner[0]}", inner[1]
+
+
+def _comparison(ref: ReferenceSearch, res_type: str, name: str, value: str) -> str | None:
+    """`name=value` as a _filter comparison, for the plain forms that have one."""
+    if ":" in name or "." in name or "," in value.replace("\\,", "") or "\\" in value:
+        return None
+    param = ref.registry.get(res_type, name)
+    if param.type in ("date", "number", "quantity") and value[:2] in DATE_PREFIXES + ["ap"]:
+        return f"{name} {value[:2]} {value[2:]}" if " " not in value else None
+    if param.type == "string":
+        return f"{name} sw {json.dumps(value)}"
+    if param.type in ("token", "reference") and " " not in value and '"' not in value and ")" not in value:
+        return f"{name} eq {value}"
+    return None
 
 
 def _sql_ids(store, res_type: str, query: list[tuple[str, str]], plan: str) -> set[str]:

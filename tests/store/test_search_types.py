@@ -378,7 +378,7 @@ def test_deleted_resources_are_not_found(store):
     ("_count=many", "'_count'"),
     ("_sort=colour", "'_sort'"),
     ("_summary=short", "'_summary'"),
-    ("_text=x", "not supported"),
+    ("_query=x", "not supported"),
 ])
 def test_unknown_or_malformed_parameters_are_errors_naming_them(store, query, message):
     with pytest.raises(FhirError, match=message) as caught:

@@ -11,6 +11,7 @@ from ihs.surveillance.detection import DEFAULT_METHOD, METHODS, cusum, ears, ewm
 from ihs.surveillance.detection.control import cusum_limit
 from ihs.surveillance.detection.farrington import noufaily_window, quantile, seasonal_blocks
 from ihs.surveillance.detection.glm import fit
+from ihs.surveillance.detection.harmonic import harmonic_baseline, harmonic_window
 
 
 def test_ears_c1_bound_is_mean_plus_z_sd_of_the_seven_days_before():
@@ -90,3 +91,72 @@ def test_two_week_window_alarms_on_an_outbreak_spread_over_two_weeks():
 def test_every_method_is_registered_with_a_default():
     assert DEFAULT_METHOD in METHODS
     assert {"ears-c1", "ears-c2", "ears-c3", "cusum", "ewma", "farrington", "noufaily"} <= set(METHODS)
+
+
+def _seasonal_series(seed: int, weeks: int = 6 * 52, level: float = 2.5) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, weeks + 1)
+    mu = np.exp(level + 0.002 * t + 0.5 * np.cos(2 * np.pi * t / 52) + 0.3 * np.sin(2 * np.pi * t / 52))
+    return rng.negative_binomial(mu, 0.5).astype(float), mu  # variance 2 mu
+
+
+def test_harmonic_baseline_recovers_a_seasonal_mean_with_trend():
+    counts, mu = _seasonal_series(4)
+    t = len(counts) - 1
+    base = harmonic_baseline(counts, t, window=2)
+    assert base.trend
+    assert base.means == pytest.approx(mu[t - 1:t + 1], rel=0.15)
+    assert 1.4 < base.phi < 2.8
+
+
+def test_harmonic_baseline_down_weights_a_past_outbreak():
+    counts, _ = _seasonal_series(8)
+    t = len(counts) - 1
+    clean = harmonic_baseline(counts, t).means[-1]
+    counts[150:153] += [60, 80, 40]
+    assert harmonic_baseline(counts, t).means[-1] == pytest.approx(clean, rel=0.05)
+
+
+def test_harmonic_window_threshold_is_the_negative_binomial_quantile_of_the_two_week_sum():
+    counts, _ = _seasonal_series(6)
+    t = len(counts) - 1
+    base = harmonic_baseline(counts, t, window=2)
+    total = base.means.sum()
+    spread = base.phi + base.means @ base.cov @ base.means / total
+    result = harmonic_window(counts, alpha=0.01, points=[t])
+    assert result.expected[t] == pytest.approx(base.means[-1])
+    assert result.upperbound[t] == pytest.approx(max(quantile(total, spread, 0.99) - counts[t - 1], base.means[-1]))
+    assert result.alarm[t] == (counts[t] > result.upperbound[t])
+
+
+def test_harmonic_window_alarms_on_two_weeks_that_a_one_week_test_passes():
+    counts, _ = _seasonal_series(11)
+    last = len(counts) - 1
+    assert not harmonic_window(counts, alpha=0.01, points=[last]).alarm[last]
+    base = harmonic_baseline(counts, last, window=2)
+    one_week = [quantile(m, base.phi + v / m, 0.99) for m, v in zip(base.means, np.diag(base.cov) * base.means ** 2)]
+    counts[last - 1:] = one_week  # each week at its own one-week threshold, not above it
+    result = harmonic_window(counts, alpha=0.01, points=[last])
+    assert result.alarm[last] and counts[last] > result.upperbound[last]
+
+
+def test_harmonic_window_does_not_alarm_again_when_the_latest_count_is_ordinary():
+    counts, _ = _seasonal_series(12)
+    last = len(counts) - 1
+    counts[last - 1] += 200
+    result = harmonic_window(counts, alpha=0.01, points=[last - 1, last])
+    assert result.alarm[last - 1]
+    counts[last] = np.floor(result.expected[last])
+    again = harmonic_window(counts, alpha=0.01, points=[last])
+    assert not again.alarm[last] and again.upperbound[last] == pytest.approx(again.expected[last])
+
+
+def test_harmonic_window_needs_five_years_of_history():
+    counts, _ = _seasonal_series(3, weeks=5 * 52 + 10)
+    assert harmonic_window(counts, alpha=0.01).assessed()[0] == 5 * 52
+    with pytest.raises(ValueError):
+        harmonic_window(counts, alpha=0.01, points=[5 * 52 - 1])
+
+
+def test_the_default_is_the_two_week_harmonic_test():
+    assert DEFAULT_METHOD == "harmonic-window2"

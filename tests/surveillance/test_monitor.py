@@ -33,6 +33,10 @@ def test_five_years_of_counts_are_judged_weekly_by_the_default_method(surveillan
     assert all(bound is not None for bound in found.signal.upper_series)
     raised = monitor.detect(store, last, syndrome_codes=["ili"])
     assert {a.signal.district for a, _, _ in raised} == {alerts.WHOLE_REGION, "安吉县"}
+    carried = alerts.series_of(raised[0][2].resource())
+    assert carried["method"] == "harmonic-window2" and carried["alpha"] == 0.01
+    assert carried["series"][-1] == carried["observed"] > carried["threshold"] == carried["upperbounds"][-1]
+    assert len(carried["series"]) == len(carried["upperbounds"]) == 52
     with store.session() as uow:
         assert len(search.find(uow, "Flag", [("identifier", f"{alerts.ALERT}|")], limit=10)) == 2
 

@@ -11,7 +11,6 @@ from ihs.cds.medication import LOCAL
 from ihs.workflows import dispensing
 from tests.cds.helpers import concept, condition, order, patient, practitioner
 
-TODAY = datetime.now(LOCAL)
 
 
 def seed(store, *resources):
@@ -31,7 +30,7 @@ def medication_dispense(inn: str, prescription: str | None = "MedicationRequest/
 
 @pytest.fixture
 def prescribed(store):
-    written = TODAY.replace(microsecond=0).isoformat()
+    written = datetime.now(LOCAL).replace(microsecond=0).isoformat()  # valid on its day only: taken per test
     seed(store, patient(), patient("p2"), practitioner(), condition("I10", "c1"),
          order("rx", "amlodipine", status="active", dose=5, authored=written))
     return store
@@ -79,7 +78,7 @@ def test_a_prescription_is_dispensed_once_unless_repeats_are_allowed(prescribed)
 
 
 def test_an_expired_prescription_blocks_the_pharmacists_audit(store):
-    written = (TODAY - timedelta(days=5)).replace(microsecond=0).isoformat()
+    written = (datetime.now(LOCAL) - timedelta(days=5)).replace(microsecond=0).isoformat()
     seed(store, patient(), practitioner(), condition("I10", "c1"), order("rx", "amlodipine", status="active", dose=5,
                                                                          authored=written))
     outcome = dispense(store, medication_dispense("amlodipine"))

@@ -1,6 +1,7 @@
 """GET [base]/Patient/[id]/$everything: a person's records from every institution (ihs/mpi/everything.py).
 
-Parameters: `_type`, `_since`, and `_count`/`_offset` for paging. With an authenticated caller,
+Parameters (R4 Patient-everything): `start` and `end` (care dates), `_since`, `_type`, and
+`_count`/`_offset` for paging. With an authenticated caller,
 only what the access policy lets them read is answered.
 """
 from __future__ import annotations
@@ -45,7 +46,8 @@ async def everything(request: Request) -> Response:
     count, offset = max(1, _number(request, "_count", DEFAULT_COUNT)), _number(request, "_offset", 0)
 
     def work(uow):
-        found = record.everything(uow, patient_id, types=params.get("_type"), since=params.get("_since"))
+        found = record.everything(uow, patient_id, types=params.get("_type"), since=params.get("_since"),
+                                  start=params.get("start"), end=params.get("end"))
         return _permitted(request, uow, patient_id, found)
 
     found = await in_session(request, work, write=False)

@@ -2,21 +2,27 @@
 
 Kick-off `GET|POST [base]/$export`, `[base]/Patient/$export`, `[base]/Group/[id]/$export` with
 `Prefer: respond-async` answers 202 with `Content-Location: [base]/$export-status/[job]`. Polling
-that URL answers 202 with `X-Progress` while the job runs, then 200 with the manifest; its files
-are served from `[base]/$export-file/[job]/[Type].ndjson`; DELETE on the status URL cancels.
+that URL (on any worker: jobs live in the database) answers 202 with `X-Progress` while the job
+runs, then 200 with the manifest, whose `deleted` array lists the Bundles of deletions since
+`_since`; its files are served from `[base]/$export-file/[job]/[name]`; DELETE on the status URL
+cancels.
 Parameters: `_type`, `_since`, `_typeFilter` (repeatable, OR-ed per type), `_outputFormat`
 (application/fhir+ndjson) and, IHS's own, `_deidentify=true` for the research form (always for a
-caller in the `researcher` role). With an authenticated caller, the job belongs to that caller and its
-scopes decide which types (and which of their resources) it may export.
+caller in the `researcher` role). With an authenticated caller, the job belongs to that caller (the
+user of that client), its scopes decide which types it may export, and the access policy decides
+which resources of them, as for its searches: the caller's claims are stored with the job, so the
+worker that runs or resumes it asks the policy for that caller (ihs/analytics/bulk.py). Each
+kick-off is recorded as an `export` AuditEvent.
 """
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from ihs.analytics.bulk import ExportRequest
+from ihs.analytics.bulk import ExportRequest, caller_claims
 from ihs.analytics.jobs import ExportJobs
+from ihs.api import security
 from ihs.api.http import base_url, fhir_response, mark, prefer, read_json, store_of
 from ihs.fhir.errors import FhirError, Issue, operation_outcome
 from ihs.fhir.indexing import date_bounds
@@ -36,10 +42,14 @@ def jobs_of(request: Request) -> ExportJobs:
 
 
 def _owner(request: Request) -> str | None:
+    """Whose job it is: the user of the client (two users of one app never see each other's exports)."""
     principal = getattr(request.state, "principal", None)
     if principal is None:
         return None
-    return getattr(principal, "client_id", None) or getattr(principal, "subject", None)
+    client_id = getattr(principal, "client_id", None)
+    if client_id and client_id != principal.subject:
+        return f"{client_id}|{principal.subject}"
+    return principal.subject
 
 
 async def _parameters(request: Request) -> list[tuple[str, str]]:
@@ -85,6 +95,11 @@ def _allowed(request: Request) -> dict | None:
     return allowed
 
 
+def _caller(request: Request) -> dict | None:
+    principal = getattr(request.state, "principal", None)
+    return None if principal is None else caller_claims(principal)
+
+
 def _deidentify(request: Request, values: list[str]) -> bool:
     """Whether to export the research form: asked for, or always for a caller in the researcher role."""
     principal = getattr(request.state, "principal", None)
@@ -105,7 +120,7 @@ async def _kick_off(request: Request, level: str, group_id: str | None = None) -
     export_request = ExportRequest(level=level, group_id=group_id, types=types or None,
                                    since=_since(values["_since"]), type_filters=values["_typeFilter"],
                                    output_format=(values["_outputFormat"] or ["application/fhir+ndjson"])[-1],
-                                   allowed=_allowed(request),
+                                   allowed=_allowed(request), caller=_caller(request),
                                    deidentify=_deidentify(request, values["_deidentify"]))
     unknown = [t for t in types if t not in resource_types()]
     if unknown:
@@ -114,6 +129,10 @@ async def _kick_off(request: Request, level: str, group_id: str | None = None) -
         denied = [t for t in types if t not in export_request.allowed]
         if denied:
             raise FhirError(f"the access token does not allow exporting {', '.join(denied)}", 403, code="forbidden")
+    export_request.check()
+    # recorded before the job starts: an export that cannot be audited does not run
+    await security.audit_access(store_of(request), "export", status=202, query=request.url.query or None,
+                                reference=f"Group/{group_id}" if group_id else None)
     job_id = jobs_of(request).start(export_request, request_url=str(request.url), owner=_owner(request))
     outcome = operation_outcome([Issue(f"export job {job_id} started", code="informational", severity="information")])
     return fhir_response(outcome, 202, {"Content-Location": f"{base_url(request)}/$export-status/{job_id}"})
@@ -148,16 +167,20 @@ async def status(request: Request) -> Response:
     base = base_url(request)
     manifest = {"transactionTime": instant(state["transaction_time"]), "request": state["request_url"],
                 "requiresAccessToken": owner is not None,
-                "output": [{"type": f["type"], "url": f"{base}/$export-file/{job_id}/{f['path']}", "count": f["count"]}
-                           for f in state["files"]],
+                "output": [_item(base, job_id, f) for f in state["files"] if not f.get("deleted")],
+                "deleted": [_item(base, job_id, f) for f in state["files"] if f.get("deleted")],
                 "error": []}
     return fhir_response(manifest, 200)
 
 
+def _item(base: str, job_id: str, file: dict) -> dict:
+    return {"type": file["type"], "url": f"{base}/$export-file/{job_id}/{file['path']}", "count": file["count"]}
+
+
 async def output_file(request: Request) -> Response:
     mark(request, "export-file")
-    path = jobs_of(request).file(request.path_params["job"], request.path_params["name"], _owner(request))
-    return FileResponse(path, media_type="application/fhir+ndjson")
+    chunks = jobs_of(request).file(request.path_params["job"], request.path_params["name"], _owner(request))
+    return StreamingResponse(chunks, media_type="application/fhir+ndjson")
 
 
 ROUTES = [

@@ -13,9 +13,11 @@ from sqlalchemy import and_, exists, false, literal, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from ihs.fhir.indexing import CANONICAL_ROW, UCUM
+from ihs.store.protected import searched_codes
 from ihs.store.schema import INDEX_TABLES
-from ihs.store.search import values as v
+from ihs.store.search import hierarchy, values as v
 from ihs.store.search.query import Leaf, composite_types
+from ihs.store.search.slots import derived, slot_of
 
 
 def type_filter(column, types: Sequence[str] | None) -> ColumnElement:
@@ -54,9 +56,14 @@ def leaf_rows(leaf: Leaf, types: Sequence[str] | None):
     c = INDEX_TABLES[table_name].c
     rows = select(c.rid).where(type_filter(c.res_type, types), c.param == param_name)
     if leaf.modifier == "missing":
-        return rows, leaf.values[0]
+        return rows, negated(leaf)
     matches = [_match(leaf, c, value) for value in leaf.values]
-    return rows.where(or_(*matches) if len(matches) > 1 else matches[0]), leaf.modifier in ("not", "not-in")
+    return rows.where(or_(*matches) if len(matches) > 1 else matches[0]), negated(leaf)
+
+
+def negated(leaf: Leaf) -> bool:
+    """Whether `leaf_rows` gives the rows a match must not have (:not, :not-in, :missing=true)."""
+    return leaf.modifier in ("not", "not-in") or (leaf.modifier == "missing" and leaf.values[0])
 
 
 def leaf_condition(leaf: Leaf, r, types: Sequence[str] | None, driving: bool = True) -> ColumnElement:
@@ -77,6 +84,8 @@ def selectivity(leaf: Leaf) -> int:
     kind, modifier = leaf.param.type, leaf.modifier
     if leaf.param.code == "_id":
         return 0
+    if kind == "reference" and modifier in ("above", "below"):
+        return 2  # a subtree of a hierarchy: usually a few resources
     if modifier in ("missing", "not", "not-in", "contains", "text", "below", "above", "in"):
         return 9
     if kind == "reference" or modifier in ("identifier", "of-type"):
@@ -118,17 +127,20 @@ def _match(leaf: Leaf, c, value) -> ColumnElement:
             return c.exact == value
         return contains(c.value, value) if modifier == "contains" else starts_with(c.value, value)
     if modifier == "identifier":
-        return token_match(c.system, c.code, value)
+        return token_match(c.system, c.code, value, identifier=True)
     if kind == "token":
         if modifier == "text":
-            return or_(starts_with(c.text, value), contains(c.text, " " + value))
+            return or_(starts_with(c.text, value), contains(c.text, derived(value, _word_start)))
         if modifier == "of-type":
             type_token, identifier = value
-            return and_(c.system == type_token.system, c.code == f"{type_token.code}|{identifier}")
+            return and_(c.system == type_token.system,
+                        _code_in(c.code, [f"{type_token.code}|{code}" for code in searched_codes(None, identifier)]))
         if modifier in ("in", "not-in", "above", "below"):
             return coded_in(c.system, c.code, value)
-        return token_match(c.system, c.code, value)
+        return token_match(c.system, c.code, value, identifier=leaf.param.code == "identifier")
     if kind == "reference":
+        if modifier in ("above", "below"):
+            return hierarchy.reference_match(c, value, modifier)
         return reference_match(c, value, leaf.target_type)
     if kind == "date":
         return date_match(c.low, c.high, value)
@@ -149,23 +161,59 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _past_prefix(prefix: str) -> str:
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _like_prefix(prefix: str) -> str:
+    return _like_escape(prefix) + "%"
+
+
+def _like_inside(text: str) -> str:
+    return "%" + _like_escape(text) + "%"
+
+
+def _word_start(text: str) -> str:
+    return " " + text
+
+
+# values computed from a searched value go through `derived` (ihs/store/search/slots.py)
 def starts_with(column, prefix: str) -> ColumnElement:
     """Prefix match that a B-tree index serves on both backends: a range, then LIKE for exactness."""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    return and_(column >= prefix, column < upper, column.like(_like_escape(prefix) + "%", escape="\\"))
+    return and_(column >= prefix, column < derived(prefix, _past_prefix),
+                column.like(derived(prefix, _like_prefix), escape="\\"))
 
 
 def contains(column, text: str) -> ColumnElement:
-    return column.like("%" + _like_escape(text) + "%", escape="\\")
+    return column.like(derived(text, _like_inside), escape="\\")
 
 
-def token_match(system_col, code_col, token: v.Token) -> ColumnElement:
+def token_match(system_col, code_col, token: v.Token, *, identifier: bool = False) -> ColumnElement:
+    """`identifier`: the codes are Identifier values, indexed as a keyed hash when protected (ihs/store/protected.py)."""
     conditions = []
     if token.system is not None:
         conditions.append(system_col.is_(None) if token.system == "" else system_col == token.system)
     if token.code is not None:
-        conditions.append(code_col == token.code)
+        codes = identifier_codes(token.system, token.code) if identifier else [token.code]
+        conditions.append(_code_in(code_col, codes))
     return and_(*conditions) if conditions else true()
+
+
+def identifier_codes(system: str | None, code: str) -> list[str]:
+    """`searched_codes`, a hashed code derived from the searched one (ihs/store/search/slots.py)."""
+    codes = searched_codes(system, code)
+    if slot_of(code) is None:
+        return codes
+    return [found if found == code else derived(code, _hashed) for found in codes]
+
+
+def _hashed(code: str) -> str:
+    # the keyed hash of the store in use: the last code searched for an identifier of unknown system
+    return searched_codes(None, code)[-1]
+
+
+def _code_in(code_col, codes: list[str]) -> ColumnElement:
+    return code_col == codes[0] if len(codes) == 1 else code_col.in_(codes)
 
 
 def coded_in(system_col, code_col, codes_by_system: dict) -> ColumnElement:

@@ -3,16 +3,18 @@
 Each directive is one query over idx_reference for the whole page (never one per match);
 `:iterate` directives run again on what the previous round added until nothing new appears.
 Nothing is cut short: when a page's includes exceed `MAX_INCLUDED`, `Overflow` tells the caller
-to serve fewer matches on this page (the next link carries on from there).
+to serve fewer matches on this page (the next link carries on from there). With the access
+policy's `restriction`, what the caller may not see is never included, nor followed by `:iterate`.
 """
 from __future__ import annotations
 
 import os
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from ihs.fhir.errors import FhirError
 from ihs.store.schema import idx_reference, resources
+from ihs.store.search import prepared, visibility
 from ihs.store.search.query import Include
 from ihs.store.store import StoredResource, UnitOfWork
 
@@ -25,8 +27,9 @@ class Overflow(Exception):
 
 
 def resolve(uow: UnitOfWork, directives: list[Include], matches: list[StoredResource], *,
-            limit: int | None = None) -> list[StoredResource]:
-    """The resources `directives` add to `matches`, without duplicates, in the order found."""
+            limit: int | None = None, restriction: visibility.RestrictionOf | None = None) -> list[StoredResource]:
+    """The resources `directives` add to `matches`, without duplicates, in the order found; only
+    those `restriction` shows, when there is one."""
     if not directives or not matches:
         return []
     limit = MAX_INCLUDED if limit is None else limit
@@ -39,7 +42,7 @@ def resolve(uow: UnitOfWork, directives: list[Include], matches: list[StoredReso
             break
         found = []
         for directive in active:
-            for resource in _follow(uow, directive, sources):
+            for resource in _follow(uow, directive, sources, restriction):
                 key = (resource.type, resource.id)
                 if key not in seen:
                     seen.add(key)
@@ -51,28 +54,41 @@ def resolve(uow: UnitOfWork, directives: list[Include], matches: list[StoredReso
     return included
 
 
-def _follow(uow: UnitOfWork, directive: Include, sources: list[StoredResource]) -> list[StoredResource]:
+def _follow(uow: UnitOfWork, directive: Include, sources: list[StoredResource],
+            restriction: visibility.RestrictionOf | None = None) -> list[StoredResource]:
     if directive.source is not None and not directive.reverse:
         sources = [s for s in sources if s.type == directive.source]
     if not sources:
         return []
-    return _reverse(uow, directive, sources) if directive.reverse else _forward(uow, directive, sources)
+    found = _reverse(uow, directive, sources) if directive.reverse else _forward(uow, directive, sources)
+    if restriction is None or not found:
+        return found
+    by_type: dict[str, list[int]] = {}
+    for resource in found:
+        by_type.setdefault(resource.type, []).append(resource.rid)
+    shown = visibility.visible_rids(uow, restriction, by_type)
+    return [resource for resource in found if resource.rid in shown]
 
 
 def _forward(uow: UnitOfWork, directive: Include, sources: list[StoredResource]) -> list[StoredResource]:
-    i = idx_reference.c
-    targets: dict[tuple[str, str], None] = {}
+    i, target = idx_reference.c, resources.alias("target")
+
+    def build(rids):
+        referred = select(target.c.rid).join_from(
+            idx_reference, target, and_(target.c.res_type == i.target_type, target.c.res_id == i.target_id)
+        ).where(i.rid.in_(rids), target.c.deleted.is_(False))
+        if directive.param:
+            referred = referred.where(i.param == directive.param)
+        if directive.target:
+            referred = referred.where(i.target_type == directive.target)
+        return select(*prepared.resource_columns(uow, resources)).where(resources.c.rid.in_(referred))
+
+    found: dict[int, StoredResource] = {}
     for start in range(0, len(sources), _CHUNK):
         rids = [s.rid for s in sources[start:start + _CHUNK]]
-        stmt = select(i.target_type, i.target_id).where(i.rid.in_(rids), i.target_type.is_not(None),
-                                                        i.target_id.is_not(None))
-        if directive.param:
-            stmt = stmt.where(i.param == directive.param)
-        if directive.target:
-            stmt = stmt.where(i.target_type == directive.target)
-        for row in uow.conn.execute(stmt):
-            targets[(row[0], row[1])] = None
-    return _load_by_key(uow, list(targets))
+        for resource in prepared.select_resources(uow, ("include", directive.param, directive.target), rids, build):
+            found[resource.rid] = resource
+    return [found[rid] for rid in sorted(found)]
 
 
 def _reverse(uow: UnitOfWork, directive: Include, targets: list[StoredResource]) -> list[StoredResource]:
@@ -81,30 +97,21 @@ def _reverse(uow: UnitOfWork, directive: Include, targets: list[StoredResource])
     for t in targets:
         if directive.target is None or t.type == directive.target:
             by_type.setdefault(t.type, []).append(t.id)
-    rids: dict[int, None] = {}
+    found: dict[int, StoredResource] = {}
     for target_type, ids in by_type.items():
-        for start in range(0, len(ids), _CHUNK):
-            stmt = select(i.rid).where(i.target_id.in_(ids[start:start + _CHUNK]), i.target_type == target_type)
+        def build(chunk):
+            referring = select(i.rid).where(i.target_id.in_(chunk), i.target_type == target_type)
             if directive.source:
-                stmt = stmt.where(i.res_type == directive.source)
+                referring = referring.where(i.res_type == directive.source)
             if directive.param:
-                stmt = stmt.where(i.param == directive.param)
-            for (rid,) in uow.conn.execute(stmt):
-                rids[rid] = None
-    return uow.current_by_rids(sorted(rids))
+                referring = referring.where(i.param == directive.param)
+            return select(*prepared.resource_columns(uow, resources)).where(resources.c.rid.in_(referring))
 
-
-def _load_by_key(uow: UnitOfWork, keys: list[tuple[str, str]]) -> list[StoredResource]:
-    r = resources.c
-    by_type: dict[str, list[str]] = {}
-    for res_type, res_id in keys:
-        by_type.setdefault(res_type, []).append(res_id)
-    rids: list[int] = []
-    for res_type, ids in by_type.items():
+        key = ("revinclude", target_type, directive.source, directive.param)
         for start in range(0, len(ids), _CHUNK):
-            rids += uow.conn.execute(select(r.rid).where(
-                r.res_type == res_type, r.res_id.in_(ids[start:start + _CHUNK]), r.deleted.is_(False))).scalars()
-    return uow.current_by_rids(sorted(rids))
+            for resource in prepared.select_resources(uow, key, ids[start:start + _CHUNK], build):
+                found[resource.rid] = resource
+    return [found[rid] for rid in sorted(found)]
 
 
 def too_many(count: int) -> FhirError:

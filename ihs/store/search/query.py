@@ -14,13 +14,14 @@ from typing import Callable, Union
 from ihs.fhir.errors import FhirError, Issue
 from ihs.fhir.fhirpath_compile import RESOURCE_TYPES
 from ihs.fhir.searchparams import SearchParam
-from ihs.store.search import terminology, values as v
+from ihs.store.search import filtering, fulltext, hierarchy, lists, near, terminology, values as v
+from ihs.store.search.special import Special
 
 # modifiers this engine implements, by parameter type (":[type]" of references is handled apart)
 MODIFIERS = {
     "string": {"missing", "exact", "contains"},
     "token": {"missing", "text", "not", "above", "below", "in", "not-in", "of-type"},
-    "reference": {"missing", "identifier"},
+    "reference": {"missing", "identifier", "above", "below"},
     "uri": {"missing", "above", "below"},
     "date": {"missing"}, "number": {"missing"}, "quantity": {"missing"}, "composite": {"missing"},
 }
@@ -63,7 +64,7 @@ class Has:
     inner: "Node"
 
 
-Node = Union[Leaf, Chain, Has]
+Node = Union[Leaf, Chain, Has, Special]
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,16 @@ def parse_criterion(res_type: str, name: str, value: str, lookup: Lookup, base: 
     """The tree of one filter parameter for `res_type`, or a FhirError naming the parameter."""
     if name.startswith("_has:"):
         return _parse_has(res_type, name, value, lookup, base)
+    special = name.split(":", 1)[0]
+    if special == "_list":
+        return lists.parse(res_type, name, value, lambda n, x: parse_criterion(res_type, n, x, lookup, base))
+    if special in fulltext.COLUMNS and lookup(res_type, special) is not None:
+        return fulltext.parse(name, value)
+    if special == "near" and res_type == "Location":
+        return near.parse(name, value)
+    if special == "_filter":
+        return filtering.parse(res_type, name, value, lambda n, x: parse_criterion(res_type, n, x, lookup, base),
+                               lookup)
     head, dot, rest = name.partition(".")
     code, _, modifier = head.partition(":")
     param = lookup(res_type, code)
@@ -206,6 +217,8 @@ def _parse_value(param: SearchParam, modifier: str | None, text: str, base: str 
         return v.parse_of_type(text)
     if modifier in ("in", "not-in"):
         return terminology.expand(v.unescape(text))
+    if kind == "reference" and modifier in ("above", "below"):
+        return hierarchy.parse(param, text, base, modifier)
     if kind == "token" and modifier in ("above", "below"):
         token = v.parse_token(text)
         if not token.code:
@@ -344,9 +357,7 @@ def _control(parsed: ParsedQuery, name: str, value: str, lookup: Lookup, system_
     elif name == "_contained":
         if value not in ("false", "true", "both"):
             raise _bad(name, f"takes false, true or both, not '{value}'")
-        if value != "false":
-            raise _bad(name, "searching inside contained resources is not supported; contained resources are "
-                       "returned inside their container", "not-supported")
+        c.contained = value
     elif name == "_containedType":
         if value not in ("container", "contained"):
             raise _bad(name, f"takes container or contained, not '{value}'")

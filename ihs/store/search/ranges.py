@@ -18,6 +18,7 @@ from ihs.fhir.searchparams import SearchParam, union_parts
 from ihs.store.schema import idx_date
 from ihs.store.search.conditions import date_match, type_filter
 from ihs.store.search.query import Leaf
+from ihs.store.search.slots import derived
 
 YEAR_AND_A_DAY = 367 * 86_400_000_000  # the longest span of a date value (a leap year), in microseconds
 _LOWER = ("gt", "ge", "sa")
@@ -63,8 +64,12 @@ def window_rows(window: Window, types):
                                date_match(c.low, c.high, lower), date_match(c.low, c.high, upper))
     if point_like(window.param):
         # implied by the lower bound (high > start) and a span of at most a year; lets the low index serve
-        rows = rows.where(c.low > lower.low - YEAR_AND_A_DAY)
+        rows = rows.where(c.low > derived(lower.low, _a_year_before))
     return rows
+
+
+def _a_year_before(micros: int) -> int:
+    return micros - YEAR_AND_A_DAY
 
 
 @cache

@@ -16,9 +16,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from ihs.fhir.definitions import compartments
 from ihs.fhir.errors import FhirError
 from ihs.store.schema import INDEX_TABLES, idx_reference, resources
-from ihs.store.search.conditions import leaf_condition, leaf_rows, probe, rows_test, selectivity, type_filter
+from ihs.store.search.conditions import (leaf_condition, leaf_rows, negated, probe, rows_test, selectivity,
+                                         type_filter)
 from ihs.store.search.query import Chain, Has, Leaf, Node, ParsedQuery
 from ihs.store.search.ranges import Window, point_like, window_rows, windows
+from ihs.store.search.special import Special
 
 ALL_TYPES = None  # a `types` value meaning: no restriction on the resource type
 
@@ -31,7 +33,7 @@ def live(r) -> ColumnElement:
 # none does, candidates are walked in index order and every test is probed per candidate
 DRIVER_ROWS = 2000
 SMALL = 500  # a counted test this small drives without counting the others
-Estimator = Callable[[object], int]  # (SELECT of rows) -> how many there are, counted up to DRIVER_ROWS
+Estimator = Callable[[object, object], int]  # (leaf or window, types) -> its index rows, counted up to DRIVER_ROWS
 
 
 def rank(node) -> int:
@@ -42,6 +44,8 @@ def rank(node) -> int:
         return 7 if node.param.code == "_lastUpdated" else selectivity(node)
     if isinstance(node, Chain):
         return 1 + min(rank(inner) for _, inner in node.targets)
+    if isinstance(node, Special):
+        return node.rank
     return 1 + rank(node.inner)
 
 
@@ -51,6 +55,8 @@ def _innermost(node, types: Sequence[str] | None) -> tuple:
         return node, types
     if isinstance(node, Chain):
         return _innermost(node.targets[0][1], [node.targets[0][0]]) if len(node.targets) == 1 else (None, None)
+    if isinstance(node, Special):
+        return None, None
     return _innermost(node.inner, [node.source])
 
 
@@ -82,11 +88,9 @@ def choose_driver(nodes: list[Node], types: Sequence[str] | None,
             return i, None
         if leaf.param.code == "_lastUpdated":
             continue
-        rows, negated = (window_rows(leaf, leaf_types), False) if isinstance(leaf, Window) \
-            else leaf_rows(leaf, leaf_types)
-        if negated:
+        if isinstance(leaf, Leaf) and negated(leaf):
             continue
-        found, exact = estimate(rows), leaf is node
+        found, exact = estimate(leaf, leaf_types), leaf is node
         if found < SMALL:
             return i, found if exact else None
         counted.append((found, i, exact))
@@ -117,6 +121,8 @@ def node_condition(node: Node, r, types: Sequence[str] | None, driving: bool = T
         return leaf_condition(node, r, types, driving)
     if isinstance(node, Chain):
         return _chain_condition(node, r, types, driving)
+    if isinstance(node, Special):
+        return node.condition(r, types, driving)
     return _has_condition(node, r, types, driving)
 
 

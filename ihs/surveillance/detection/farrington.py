@@ -262,12 +262,12 @@ def _fit(response, wtime, groups, trend: bool, reweight: bool, threshold: float,
         return None
     if reweight:
         phi = max(model.dispersion, 1.0)
-        weights = _weights(glm.anscombe_residuals(model, phi), threshold)
+        weights = outbreak_weights(glm.anscombe_residuals(model, phi), threshold)
         model = glm.fit(x, response, names, weights)
     return model
 
 
-def _weights(residuals: np.ndarray, threshold: float) -> np.ndarray:
+def outbreak_weights(residuals: np.ndarray, threshold: float) -> np.ndarray:
     """Down-weight points whose residual exceeds the threshold by s^-2, keeping the mean weight 1."""
     high = residuals > threshold
     raw = np.ones_like(residuals)

@@ -1,7 +1,11 @@
 """Bulk Data $export over HTTP: kick-off, polling, manifest, files, filters, Group level, cancel."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from datetime import datetime, timezone
 
 import orjson
 import pytest
@@ -157,3 +161,65 @@ def test_deidentified_export_has_pseudonyms_and_no_names(client):
     assert all("name" not in p for p in patients)
     pseudonyms = {p["id"] for p in patients}
     assert {o["subject"]["reference"].split("/")[1] for o in files["Observation"]} <= pseudonyms
+
+
+def test_group_since_adds_newcomers_records_and_lists_deletions(client):
+    region = _region(client)
+    group = region["group"]
+    time.sleep(0.01)
+    since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    time.sleep(0.01)
+    group["member"].append({"entity": {"reference": f"Patient/{region['b']['id']}"}})
+    assert client.put(f"/Group/{group['id']}", json=group).status_code == 200
+    encounters = client.get("/Encounter", params={"subject": f"Patient/{region['a']['id']}"}).json()["entry"]
+    gone = encounters[0]["resource"]["id"]
+    assert client.delete(f"/Encounter/{gone}").status_code in (200, 204)
+    manifest = _finish(client, _kick_off(client, f"/Group/{group['id']}/$export?_since={since}"))
+    files = _files(client, manifest)
+    assert [p["id"] for p in files["Patient"]] == [region["b"]["id"]]  # joined after _since
+    assert len(files["Observation"]) == 2  # the newcomer's, both older than _since
+    [deleted] = manifest["deleted"]
+    assert deleted["type"] == "Bundle" and deleted["count"] == 1
+    bundle = orjson.loads(client.get(deleted["url"].replace("http://testserver", "")).content)
+    assert bundle["type"] == "transaction"
+    assert bundle["entry"] == [{"request": {"method": "DELETE", "url": f"Encounter/{gone}"}}]
+
+
+def test_without_since_the_manifest_lists_no_deletions(client):
+    _region(client)
+    assert _finish(client, _kick_off(client, "/$export?_type=Patient"))["deleted"] == []
+
+
+POLL_FROM_ANOTHER_PROCESS = """
+import sys, time, orjson
+from starlette.testclient import TestClient
+from ihs.api.app import create_app
+from ihs.store.store import Store
+url, token, path = sys.argv[1:4]
+with TestClient(create_app(Store(url), base_url="http://testserver"), raise_server_exceptions=False) as client:
+    client.headers["Authorization"] = "Bearer " + token
+    deadline = time.time() + 60
+    response = client.get(path)
+    while response.status_code == 202 and time.time() < deadline:
+        time.sleep(0.05)
+        response = client.get(path)
+    manifest = response.json()
+    files = {item["type"]: client.get(item["url"].replace("http://testserver", "")).text
+             for item in manifest.get("output", [])}
+    print(orjson.dumps({"status": response.status_code, "files": files}).decode())
+"""
+
+
+def test_a_worker_process_that_did_not_kick_off_the_export_answers_its_status_and_files(client, store, tmp_path):
+    region = _region(client)
+    location = _kick_off(client, "/$export?_type=Patient").replace("http://testserver", "")
+    other = dict(os.environ, IHS_DATA_DIR=str(tmp_path / "another-machine"))
+    url = store.engine.url.render_as_string(hide_password=False)
+    token = client.headers["Authorization"].split()[1]
+    ran = subprocess.run([sys.executable, "-c", POLL_FROM_ANOTHER_PROCESS, url, token, location],
+                         capture_output=True, text=True, timeout=120, env=other)
+    assert ran.returncode == 0, ran.stderr
+    answer = orjson.loads(ran.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 200
+    assert {orjson.loads(line)["id"] for line in answer["files"]["Patient"].splitlines()} == \
+        {region["a"]["id"], region["b"]["id"]}
