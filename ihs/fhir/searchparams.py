@@ -8,6 +8,7 @@ apply to every (domain) resource type, with the expression rooted at that type.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -215,6 +216,26 @@ AUDIT_EVENT_PARAMS = frozenset({"_id", "_lastUpdated", "_profile", "_security", 
                                 "altid", "date", "entity", "outcome", "patient", "subtype", "type"})
 
 
+# Full-text rows cost about a quarter of a millisecond per resource to write, so _text and _content
+# are offered for the types people read as text (notes, reports, problems, plans), not for every
+# Observation or Claim. IHS_FULLTEXT_TYPES: a comma-separated list, or * for every type.
+FULLTEXT_TYPES = "IHS_FULLTEXT_TYPES"
+DEFAULT_FULLTEXT_TYPES = ("AllergyIntolerance,CarePlan,ClinicalImpression,Communication,Composition,Condition,"
+                          "DiagnosticReport,DocumentReference,FamilyMemberHistory,QuestionnaireResponse")
+
+
+def fulltext_types(known: Iterable[str]) -> set[str]:
+    """The resource types indexed for _text and _content (IHS_FULLTEXT_TYPES, else the default list)."""
+    listed = os.environ.get(FULLTEXT_TYPES, DEFAULT_FULLTEXT_TYPES).strip()
+    if listed == "*":
+        return set(known)
+    named = {t.strip() for t in listed.split(",") if t.strip()}
+    unknown = named - set(known)
+    if unknown:
+        raise ValueError(f"{FULLTEXT_TYPES} names unknown resource types: {', '.join(sorted(unknown))}")
+    return named
+
+
 @cache
 def registry() -> Registry:
     """The registry of the official R4 SearchParameters shipped with IHS (built once, shared)."""
@@ -223,4 +244,9 @@ def registry() -> Registry:
     audit = built._params["AuditEvent"]
     for code in set(audit) - AUDIT_EVENT_PARAMS:
         del audit[code]
+    texts = fulltext_types(built._params) - {"AuditEvent"}
+    for res_type, params in built._params.items():
+        if res_type not in texts:
+            params.pop("_text", None)
+            params.pop("_content", None)
     return built

@@ -157,7 +157,10 @@ def test_capability_statement_lists_what_search_answers(region):
     names = {p["name"] for p in observation["searchParam"]}
     assert {"code", "subject", "date", "value-quantity", "code-value-quantity", "_id", "_lastUpdated",
             "_tag"} <= names
-    assert {"_text", "_content", "_list", "_filter"} <= names
+    assert {"_list", "_filter"} <= names
+    assert not {"_text", "_content"} & names  # full text is indexed for text-bearing types only
+    condition = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Condition")
+    assert {"_text", "_content"} <= {p["name"] for p in condition["searchParam"]}
     assert "_query" not in names  # named queries are not defined by this server
 
 

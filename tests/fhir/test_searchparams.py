@@ -9,7 +9,7 @@ import pytest
 from ihs.fhir.definitions import search_parameters
 from ihs.fhir.errors import InvalidResource
 from ihs.fhir.fhirpath_compile import DOMAIN_RESOURCE_TYPES, RESOURCE_TYPES
-from ihs.fhir.searchparams import AUDIT_EVENT_PARAMS, Registry, registry, split_expression, union_parts
+from ihs.fhir.searchparams import AUDIT_EVENT_PARAMS, Registry, fulltext_types, registry, split_expression, union_parts
 from tests.shared_data import shared_file
 
 
@@ -31,6 +31,7 @@ def test_packaged_definitions_are_the_1375_official_search_parameters():
 
 def test_every_base_type_gets_each_of_its_parameters():
     reg = registry()
+    texts = fulltext_types(RESOURCE_TYPES)
     for definition in search_parameters():
         for base in definition["base"]:
             types = {"Resource": RESOURCE_TYPES, "DomainResource": DOMAIN_RESOURCE_TYPES}.get(base, [base])
@@ -38,6 +39,9 @@ def test_every_base_type_gets_each_of_its_parameters():
                 param = reg.get(resource_type, definition["code"])
                 if resource_type == "AuditEvent" and definition["code"] not in AUDIT_EVENT_PARAMS:
                     assert param is None, definition["code"]  # AuditEvents: only what people search them by
+                    continue
+                if definition["code"] in ("_text", "_content") and resource_type not in texts:
+                    assert param is None, resource_type  # full text for the configured types only
                     continue
                 assert param is not None, (resource_type, definition["code"])
                 assert param.type == definition["type"]
@@ -60,7 +64,7 @@ def test_resource_parameters_apply_to_every_type_and_domain_resource_ones_skip_b
     assert reg.get("Bundle", "_tag").expression == "Bundle.meta.tag"
     assert reg.get("Binary", "_profile").expression == "Binary.meta.profile"
     assert reg.get("Bundle", "_text") is None
-    assert reg.get("Observation", "_text") is not None
+    assert reg.get("Condition", "_text") is not None
     assert len(RESOURCE_TYPES) == 146 and "DomainResource" not in RESOURCE_TYPES
 
 
@@ -88,7 +92,7 @@ def test_id_and_last_updated_come_from_columns_not_index_rows():
     reg = registry()
     assert not reg.get("Patient", "_id").indexed
     assert not reg.get("Patient", "_lastUpdated").indexed
-    assert not reg.get("Patient", "_text").indexed
+    assert not reg.get("Condition", "_text").indexed
     assert reg.get("Patient", "_tag").indexed
 
 
@@ -167,3 +171,16 @@ def test_audit_events_are_searchable_by_who_whose_what_when_and_outcome_only():
     params = registry().params_for("AuditEvent")
     assert {"patient", "entity", "agent", "date", "type", "subtype", "action", "outcome"} <= set(params)
     assert not {"address", "agent-name", "entity-role", "_content", "_text"} & set(params)
+
+
+def test_full_text_is_offered_for_the_configured_types(monkeypatch):
+    monkeypatch.setenv("IHS_FULLTEXT_TYPES", "Observation")
+    assert fulltext_types(["Observation", "Patient"]) == {"Observation"}
+    monkeypatch.setenv("IHS_FULLTEXT_TYPES", "*")
+    assert fulltext_types(["Observation", "Patient"]) == {"Observation", "Patient"}
+    monkeypatch.setenv("IHS_FULLTEXT_TYPES", "Observation,Obsrvation")
+    with pytest.raises(ValueError, match="Obsrvation"):
+        fulltext_types(["Observation", "Patient"])
+    monkeypatch.delenv("IHS_FULLTEXT_TYPES")
+    reg = registry()
+    assert reg.get("Condition", "_content") is not None and reg.get("Observation", "_content") is None
