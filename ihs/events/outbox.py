@@ -109,7 +109,7 @@ class OutboxDispatcher:
             if self._acquire():
                 try:
                     while self.dispatch_pending() and not self._stop.is_set():
-                        pass
+                        self._stop.wait(self.pace)  # a backlog in paced rounds: requests get the write lock between
                 except Exception:
                     log.exception("outbox dispatch failed; retrying")
             self._stop.wait(self.pace)
