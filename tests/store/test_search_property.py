@@ -159,6 +159,10 @@ class Draws:
             ref_type, ref_id, url = fact
             if ref_type is None:
                 return "", _escape(url) if "://" in url else None
+            if modifier in (":below", ":above"):  # a second value ORed under the first one's modifier
+                return (modifier, f"{ref_type}/{ref_id}") if ref_type in HIERARCHIES else None
+            if modifier:
+                return (modifier, ref_id) if modifier == f":{ref_type}" else None
             shapes = ["typed", "id", "modifier"] + (["below", "above"] if ref_type in HIERARCHIES else [])
             shape = self.pick(shapes, "reference")
             if shape in ("below", "above"):
@@ -268,11 +272,14 @@ def _comparison(ref: ReferenceSearch, res_type: str, name: str, value: str) -> s
         return None
     param = ref.registry.get(res_type, name)
     if param.type in ("date", "number", "quantity") and value[:2] in DATE_PREFIXES + ["ap"]:
-        return f"{name} {value[:2]} {value[2:]}" if " " not in value else None
+        if " " in value:
+            return None
+        rest = value[2:]  # brackets group in _filter, so a value with them (mm[Hg]) is written as a string
+        return f"{name} {value[:2]} {json.dumps(rest) if any(c in rest for c in '[]()') else rest}"
     if param.type == "string":
         return f"{name} sw {json.dumps(value)}"
-    if param.type in ("token", "reference") and " " not in value and '"' not in value and ")" not in value:
-        return f"{name} eq {value}"
+    if param.type in ("token", "reference") and " " not in value and '"' not in value:
+        return f"{name} eq {json.dumps(value) if any(c in value for c in '[]()') else value}"
     return None
 
 
