@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ihs.api import searching, security  # noqa: E402
+from ihs.auth.benchmark import demo_store  # noqa: E402
 from ihs.auth.principal import Principal  # noqa: E402
 from ihs.auth.restriction import PatientGrant, Restriction, author_tag  # noqa: E402
 from ihs.auth.resource_classes import OPEN_TYPES  # noqa: E402
@@ -34,21 +34,6 @@ from ihs.auth.scopes import parse_scopes  # noqa: E402
 from ihs.store.search import find  # noqa: E402
 from ihs.store.search.run import plan  # noqa: E402
 from ihs.store.store import Store  # noqa: E402
-
-
-def demo_store(database: str | None, residents: int) -> Store:
-    from ihs.api import bundle
-    from ihs.audit.chain import create_audit_schema
-    from ihs.auth.schema import create_auth_schema
-    from ihs.demo.generator import generate_region
-
-    store = Store(database or f"sqlite:///{tempfile.mkdtemp(prefix='ihs-bench-')}/ihs.db")
-    store.create_schema()
-    create_auth_schema(store.engine)
-    create_audit_schema(store.engine)
-    for item in generate_region(seed=42, residents=residents):
-        bundle.process(store, item)
-    return store
 
 
 def principals(store: Store) -> tuple[Principal, Principal, dict]:

@@ -105,19 +105,18 @@ def event_hash(event: dict) -> str:
 
 
 # The chain's bookkeeping runs on every audited request: plain SQL, no expression building per call.
-_HEAD_SQL = {"sqlite": "SELECT seq, hash FROM audit_chain_head WHERE id = 1",
-             "postgresql": "SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE"}
-_LINK_SQL = {"sqlite": "INSERT INTO audit_chain (seq, res_id, hash) VALUES (?, ?, ?)",
-             "postgresql": "INSERT INTO audit_chain (seq, res_id, hash) VALUES (%s, %s, %s)"}
-_MOVE_HEAD_SQL = {"sqlite": "UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1",
-                  "postgresql": "UPDATE audit_chain_head SET seq = %s, hash = %s WHERE id = 1"}
-_PENDING_SQL = {"sqlite": "INSERT INTO audit_pending (seq, content) VALUES (?, ?)",
-                "postgresql": "INSERT INTO audit_pending (seq, content) VALUES (%s, %s)"}
+def _both(sql: str, postgresql_suffix: str = "") -> dict[str, str]:
+    """The statement for each driver: SQLite's `?` parameters, psycopg's `%s`."""
+    return {"sqlite": sql, "postgresql": sql.replace("?", "%s") + postgresql_suffix}
+
+
+_HEAD_SQL = _both("SELECT seq, hash FROM audit_chain_head WHERE id = 1", " FOR UPDATE")
+_LINK_SQL = _both("INSERT INTO audit_chain (seq, res_id, hash) VALUES (?, ?, ?)")
+_MOVE_HEAD_SQL = _both("UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1")
+_PENDING_SQL = _both("INSERT INTO audit_pending (seq, content) VALUES (?, ?)")
 # SKIP LOCKED: filers in several processes take different events instead of waiting on each other
-_TAKE_PENDING_SQL = {"sqlite": "SELECT seq, content FROM audit_pending ORDER BY seq LIMIT ?",
-                     "postgresql": "SELECT seq, content FROM audit_pending ORDER BY seq LIMIT %s FOR UPDATE SKIP LOCKED"}
-_FILED_SQL = {"sqlite": "DELETE FROM audit_pending WHERE seq = ?",
-              "postgresql": "DELETE FROM audit_pending WHERE seq = %s"}
+_TAKE_PENDING_SQL = _both("SELECT seq, content FROM audit_pending ORDER BY seq LIMIT ?", " FOR UPDATE SKIP LOCKED")
+_FILED_SQL = _both("DELETE FROM audit_pending WHERE seq = ?")
 
 
 def _head(conn, dialect: str) -> tuple[int, str]:

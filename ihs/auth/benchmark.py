@@ -35,7 +35,8 @@ def _rate(work, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-def _store(database: str | None, residents: int):
+def demo_store(database: str | None, residents: int):
+    """A store holding the demo region (`residents` residents) and its demo accounts."""
     from ihs.api import bundle
     from ihs.demo.generator import generate_region
     from ihs.store.store import Store
@@ -54,7 +55,7 @@ def run(database: str | None = None, residents: int = 60, seconds: float = 2.0) 
     """(measure, value, unit) of each step."""
     from ihs.store.search import find
 
-    store = _store(database, residents)
+    store = demo_store(database, residents)
     authority = Authority(store, "http://127.0.0.1:8080")
     with store.engine.connect() as conn:
         user = get_user(conn, "doctor")

@@ -14,16 +14,6 @@ from tests.auth import world
 WHO = ["doctorA", "nurseA", "pharmacistA", "doctorB", "child", "adminA", "regulator", "cdc", "insurer", "systemA"]
 
 
-@pytest.fixture
-def network(client, store):
-    """The client over tests/auth/world.py's network, with the policy's caches empty."""
-    world.load(store)
-    policy.default_policy().forget()
-    yield client
-    policy.default_policy().forget()
-    audit_writer(store).flush()  # the searches' AuditEvents are written before the next test empties the store
-
-
 def _headers(client, who: str, **changes) -> dict:
     principal = world.principal(who, **changes)
 

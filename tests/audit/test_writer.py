@@ -13,10 +13,22 @@ from ihs.store.search import find
 from tests.auth.security_tables import reset_security_tables
 
 
+_open: list[AuditWriter] = []
+
+
+def _writer(store, **options) -> AuditWriter:
+    """A writer that the test's teardown closes: its threads must not outlive the test's store."""
+    writer = AuditWriter(store, **options)
+    _open.append(writer)
+    return writer
+
+
 @pytest.fixture
 def audited(store):
     reset_security_tables(store)
-    return store
+    yield store
+    while _open:
+        _open.pop().close()
 
 
 def _on_chain(store, event_id: str) -> bool:
@@ -25,7 +37,7 @@ def _on_chain(store, event_id: str) -> bool:
 
 
 def test_each_caller_returns_with_its_event_committed_and_the_filer_stores_them(audited):
-    writer = AuditWriter(audited)
+    writer = _writer(audited)
     errors = []
 
     def request(k):
@@ -66,7 +78,7 @@ def _hold_the_chain(store):
 
 
 def test_requests_queued_during_a_commit_share_the_next_one(audited):
-    writer = AuditWriter(audited)
+    writer = _writer(audited)
     writer.write(audit_event("read", user_name="warm-up"), checked=True)
     before = writer.commits
     holder = _hold_the_chain(audited)
@@ -88,7 +100,7 @@ def test_requests_queued_during_a_commit_share_the_next_one(audited):
 
 
 def test_async_callers_wait_for_the_commit(audited):
-    writer = AuditWriter(audited)
+    writer = _writer(audited)
 
     async def requests():
         await asyncio.gather(*(writer.append(audit_event("search", user_name=f"a{i}", query="code=1"), checked=True)
@@ -100,7 +112,7 @@ def test_async_callers_wait_for_the_commit(audited):
 
 
 def test_a_failed_commit_is_raised_to_every_caller_and_nothing_is_stored(audited):
-    writer = AuditWriter(audited)
+    writer = _writer(audited)
     with audited.engine.begin() as conn:  # the chain has lost its head: appending must fail
         conn.execute(delete(audit_chain_head))
     try:
@@ -116,7 +128,7 @@ def test_a_failed_commit_is_raised_to_every_caller_and_nothing_is_stored(audited
 
 
 def test_an_invalid_event_fails_its_caller_only(audited):
-    writer = AuditWriter(audited)
+    writer = _writer(audited)
     with pytest.raises(Exception):
         writer.write({"resourceType": "AuditEvent", "recorded": "not an instant"})
     writer.write(audit_event("read", user_name="next"), checked=True)
@@ -124,7 +136,7 @@ def test_an_invalid_event_fails_its_caller_only(audited):
 
 
 def test_a_modified_event_waiting_to_be_filed_is_detected(audited):
-    writer = AuditWriter(audited, file_delay=30)  # the events stay in audit_pending during the test
+    writer = _writer(audited, file_delay=30)  # the events stay in audit_pending during the test
     for name in ("first", "second"):
         writer.write(audit_event("read", user_name=name), checked=True)
     with audited.engine.begin() as conn:
@@ -136,7 +148,7 @@ def test_a_modified_event_waiting_to_be_filed_is_detected(audited):
 
 
 def test_flushed_durability_commits_as_well(audited):
-    writer = AuditWriter(audited, durability="flush")
+    writer = _writer(audited, durability="flush")
     writer.write(audit_event("read", user_name="careful"), checked=True)
     writer.flush()
     assert verify(audited).ok and verify(audited).checked == 1

@@ -136,19 +136,20 @@ def parse(res_type: str, name: str, value: str, parse_criterion: Parse, lookup):
 
 
 def _or(tokens, res_type, parse_criterion, lookup):
-    children = [_and(tokens, res_type, parse_criterion, lookup)]
-    while tokens.peek() == ("word", "or"):
-        tokens.take("or")
-        children.append(_and(tokens, res_type, parse_criterion, lookup))
-    return children[0] if len(children) == 1 else Logic("or", tuple(children))
+    return _joined("or", _and, tokens, res_type, parse_criterion, lookup)
 
 
 def _and(tokens, res_type, parse_criterion, lookup):
-    children = [_unary(tokens, res_type, parse_criterion, lookup)]
-    while tokens.peek() == ("word", "and"):
-        tokens.take("and")
-        children.append(_unary(tokens, res_type, parse_criterion, lookup))
-    return children[0] if len(children) == 1 else Logic("and", tuple(children))
+    return _joined("and", _unary, tokens, res_type, parse_criterion, lookup)
+
+
+def _joined(word, operand, tokens, *context):
+    """`operand (word operand)*`: and binds tighter than or because _or's operands are _and's."""
+    children = [operand(tokens, *context)]
+    while tokens.peek() == ("word", word):
+        tokens.take(word)
+        children.append(operand(tokens, *context))
+    return children[0] if len(children) == 1 else Logic(word, tuple(children))
 
 
 def _unary(tokens, res_type, parse_criterion, lookup):

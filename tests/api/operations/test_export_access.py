@@ -13,7 +13,6 @@ from ihs.analytics.bulk import ExportRequest, export
 from ihs.analytics.jobs import export_jobs
 from ihs.api.operations.smart import authority_of
 from ihs.api.security import audit_writer
-from ihs.auth import policy
 from ihs.store.search import search
 from tests.auth import world
 
@@ -24,16 +23,6 @@ CLINICAL = "Patient,Observation,Condition"
 @pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("IHS_DATA_DIR", str(tmp_path / "data"))
-
-
-@pytest.fixture
-def network(client, store):
-    """The client over tests/auth/world.py's network, with the policy's caches empty."""
-    world.load(store)
-    policy.default_policy().forget()
-    yield client
-    policy.default_policy().forget()
-    audit_writer(store).flush()
 
 
 def _headers(client, who: str) -> dict:
