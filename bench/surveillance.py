@@ -11,6 +11,11 @@ share of those weeks with an alarm in the series without the current outbreak (w
 outbreak reaches are left out), the probability of detection the share of current outbreaks with
 an alarm in a week that has outbreak cases.
 
+The last line, `known-model-window2`, is a reference rather than a detector: the two-week test
+against the simulation's own mean and dispersion (alarm when the two-week sum exceeds the
+negative binomial 1 - alpha quantile of the true sum), what a test of recent sums reaches with a
+perfect baseline.
+
     .venv/bin/python bench/surveillance.py              # 42 scenarios x 10 replicates, seed 2013
     .venv/bin/python bench/surveillance.py --replicates 20 --seed 7
 
@@ -26,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ihs.surveillance.detection import DEFAULT_METHOD, METHODS
+from ihs.surveillance.detection.farrington import quantile
 
 WEEKS = 624
 CURRENT = 49
@@ -36,6 +42,7 @@ PARAMETER_SETS = [(0.1, 0.0025, 0.6, 0.6, 1.5), (-2.0, 0.005, 0.1, 0.3, 2.0), (1
                   (5.0, 0.0001, 0.05, 0.01, 1.2)]
 BASELINE_OUTBREAKS = (2, 3, 5, 10)
 CHARTS = {"cusum", "ewma"}  # methods whose alarm at t depends on their statistic before t
+KNOWN_MODEL = "known-model-window2"
 
 
 @dataclass(frozen=True)
@@ -90,13 +97,23 @@ def simulate(rng: np.random.Generator, scenario: Scenario, k: int) -> tuple[np.n
     return counts + past, past, current
 
 
+def known_model_alarms(counts: np.ndarray, scenario: Scenario, points: list[int]) -> np.ndarray:
+    """The two-week test against the true mean and dispersion: the reference for estimated baselines."""
+    mu = scenario.mean()
+    alarm = np.zeros(WEEKS, dtype=bool)
+    for t in points:
+        alarm[t] = counts[t - 1:t + 1].sum() > quantile(float(mu[t - 1:t + 1].sum()), scenario.phi, 1 - ALPHA)
+    return alarm
+
+
 def evaluate(methods: list[str], replicates: int, seed: int) -> dict[str, tuple[float, float, float]]:
-    """Per method: (false positive rate, probability of detection, seconds spent)."""
+    """Per method, then for the known-model reference: (false positive rate, probability of detection, seconds)."""
     rng = np.random.default_rng(seed)
     points = list(range(WEEKS - CURRENT, WEEKS))
-    false_alarms = {m: 0 for m in methods}
-    detected = {m: 0 for m in methods}
-    seconds = {m: 0.0 for m in methods}
+    names = methods + [KNOWN_MODEL]
+    false_alarms = {m: 0 for m in names}
+    detected = {m: 0 for m in names}
+    seconds = {m: 0.0 for m in names}
     weeks = outbreaks = 0
     for number, scenario in enumerate(scenarios()):
         for replicate in range(replicates):
@@ -116,7 +133,12 @@ def evaluate(methods: list[str], replicates: int, seed: int) -> dict[str, tuple[
                     loud = METHODS[name](counts + current, alpha=ALPHA, points=list(assessed))
                     detected[name] += bool(loud.alarm[outbreak_weeks].any())
                 seconds[name] += time.perf_counter() - started
-    return {m: (false_alarms[m] / weeks, detected[m] / max(outbreaks, 1), seconds[m]) for m in methods}
+            started = time.perf_counter()
+            false_alarms[KNOWN_MODEL] += int(known_model_alarms(counts, scenario, quiet_weeks).sum())
+            if outbreak_weeks:
+                detected[KNOWN_MODEL] += bool(known_model_alarms(counts + current, scenario, outbreak_weeks).any())
+            seconds[KNOWN_MODEL] += time.perf_counter() - started
+    return {m: (false_alarms[m] / weeks, detected[m] / max(outbreaks, 1), seconds[m]) for m in names}
 
 
 def main() -> None:
@@ -128,7 +150,7 @@ def main() -> None:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     print(f"# {len(scenarios())} scenarios x {args.replicates} replicates, alpha {ALPHA}, seed {args.seed}")
     for name, (fpr, pod, seconds) in evaluate(methods, args.replicates, args.seed).items():
-        mark = " default" if name == DEFAULT_METHOD else ""
+        mark = " default" if name == DEFAULT_METHOD else " reference" if name == KNOWN_MODEL else ""
         print(f"{name} FPR {100 * fpr:.2f}% POD {100 * pod:.1f}%{mark}  ({seconds:.1f} s)")
 
 

@@ -3,8 +3,10 @@
 Methods that look back over years (farrington, noufaily, noufaily-window2 and the default,
 harmonic-window2) run on weekly sums: 7-day blocks ending on the day assessed, so the day-of-week
 pattern of visits cancels out and a year is 52 points, the design they were built and benchmarked
-for. They need five years and a month of counts; with less history, or for the EARS/CUSUM/EWMA
-methods, the daily series is used (EARS C2 when the chosen method cannot run yet).
+for. They need five years and a month of counts, and are given up to ten (the default's baseline
+uses them), from the first week with a visit on: the days before counting began are not zeros. With
+less history, or for the EARS/CUSUM/EWMA methods, the daily series is used (EARS C2 when the chosen
+method cannot run yet).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ihs.surveillance.syndromes import syndromes
 
 WEEKLY = {"farrington", "noufaily", "noufaily-window2", "harmonic-window2"}
 WEEKS_NEEDED = 52 * 5 + 4
+WEEKS_USED = 52 * 10 + 4  # the default's baseline looks back up to ten years
 DAYS_SHOWN = 56  # daily counts fetched for the daily methods
 POINTS_SHOWN = 52  # points of the series an alert carries
 FALLBACK = "ears-c2"
@@ -40,18 +43,20 @@ def assess(store: Store, syndrome: str, day: date, *, district: str | None = Non
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     filters = {"district": district} if district else {}
     weekly = method in WEEKLY
-    span = (WEEKS_NEEDED + POINTS_SHOWN - 1) * 7 if weekly else DAYS_SHOWN
+    span = (WEEKS_USED + POINTS_SHOWN - 1) * 7 if weekly else DAYS_SHOWN
     start = day - timedelta(days=span - 1)
     daily = np.asarray(counts.series(store, syndrome, start, day, **filters), dtype=float)
-    seen = np.flatnonzero(daily[-WEEKS_NEEDED * 7:])
-    if weekly and (len(seen) == 0 or seen[0] >= 28):  # counts began less than five years ago
-        weekly = False
-        daily = daily[-DAYS_SHOWN:]
     if weekly:
+        visited = np.flatnonzero(daily)
+        began = int(visited[0]) // 7 * 7 if len(visited) else len(daily)  # whole weeks before the first visit
+        weekly = len(daily) - began >= WEEKS_NEEDED * 7
+    if weekly:
+        daily = daily[began:]
+        start += timedelta(days=began)
         values = daily.reshape(-1, 7).sum(axis=1)
         labels = [(start + timedelta(days=7 * i + 6)).isoformat() for i in range(len(values))]
     else:
-        values = daily
+        values = daily[-DAYS_SHOWN:]
         labels = [(day - timedelta(days=len(values) - 1 - i)).isoformat() for i in range(len(values))]
     chosen = method if weekly or method not in WEEKLY else FALLBACK
     last = len(values) - 1

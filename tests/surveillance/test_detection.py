@@ -151,6 +151,37 @@ def test_harmonic_window_does_not_alarm_again_when_the_latest_count_is_ordinary(
     assert not again.alarm[last] and again.upperbound[last] == pytest.approx(again.expected[last])
 
 
+def test_harmonic_baseline_fits_the_ten_years_before_the_point_and_no_older_counts():
+    counts, _ = _seasonal_series(9, weeks=12 * 52)
+    t = len(counts) - 1
+    base = harmonic_baseline(counts, t, window=2)
+    older = counts.copy()
+    older[:t - 10 * 52] += 50  # more than ten years back: outside the fit
+    assert harmonic_baseline(older, t, window=2).means == pytest.approx(base.means, rel=1e-12)
+    recent = counts.copy()
+    recent[t - 8 * 52:t - 7 * 52] += 5  # seven to eight years back: inside it
+    assert harmonic_baseline(recent, t, window=2).means[-1] != pytest.approx(base.means[-1], rel=1e-3)
+
+
+def test_harmonic_window_fits_all_the_history_a_series_has_between_five_and_ten_years():
+    counts, _ = _seasonal_series(10, weeks=7 * 52)
+    t = len(counts) - 1
+    result = harmonic_window(counts, alpha=0.01, points=[t])
+    assert result.expected[t] == pytest.approx(harmonic_baseline(counts, t, years=7, window=2).means[-1])
+    assert result.expected[t] != pytest.approx(harmonic_baseline(counts, t, years=5, window=2).means[-1])
+
+
+def test_ten_years_of_baseline_estimate_the_two_week_mean_more_precisely_than_five():
+    counts, _ = _seasonal_series(13, weeks=12 * 52)
+    t = len(counts) - 1
+    ten, five = harmonic_baseline(counts, t, window=2), harmonic_baseline(counts, t, years=5, window=2)
+
+    def relative_variance(base):  # of the fitted two-week total
+        return base.means @ base.cov @ base.means / base.means.sum() ** 2
+
+    assert relative_variance(ten) < 0.6 * relative_variance(five)
+
+
 def test_harmonic_window_needs_five_years_of_history():
     counts, _ = _seasonal_series(3, weeks=5 * 52 + 10)
     assert harmonic_window(counts, alpha=0.01).assessed()[0] == 5 * 52

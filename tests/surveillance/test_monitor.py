@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import numpy as np
+import pytest
 
 from ihs.store import search
 from ihs.surveillance import alerts, counts, monitor
+from ihs.surveillance.detection import METHODS
 from ihs.surveillance.visits import Visit
 
 
@@ -22,10 +24,10 @@ def _visits(store, last: date, days: int, spike: int, seed: int = 1) -> None:
     counts.record_many(store, batch)
 
 
-def test_five_years_of_counts_are_judged_weekly_by_the_default_method(surveillance_store):
+def test_six_years_of_counts_are_judged_weekly_by_the_default_method(surveillance_store):
     store = surveillance_store
     last = date(2024, 12, 31)
-    _visits(store, last, 5 * 365 + 60, spike=6)
+    _visits(store, last, 6 * 365, spike=6)  # five years of history behind each of the 52 weeks shown
     found = monitor.assess(store, "ili", last)
     assert found.signal.method == monitor.DEFAULT_METHOD
     assert len(found.signal.series) == 52 and found.signal.periods[-1] == last.isoformat()
@@ -39,6 +41,28 @@ def test_five_years_of_counts_are_judged_weekly_by_the_default_method(surveillan
     assert len(carried["series"]) == len(carried["upperbounds"]) == 52
     with store.session() as uow:
         assert len(search.find(uow, "Flag", [("identifier", f"{alerts.ALERT}|")], limit=10)) == 2
+
+
+def test_the_weekly_series_begins_with_the_first_week_counted_not_with_empty_years(surveillance_store):
+    store = surveillance_store
+    last = date(2024, 12, 31)
+    _visits(store, last, 7 * 365, spike=0)  # 365 weeks, within the ten years the default may use
+    found = monitor.assess(store, "ili", last)
+    daily = counts.series(store, "ili", last - timedelta(days=7 * 365 - 1), last)
+    weekly = np.asarray(daily, dtype=float).reshape(-1, 7).sum(axis=1)
+    default = METHODS[monitor.DEFAULT_METHOD]
+    assert found.signal.expected == pytest.approx(default(weekly, alpha=0.01, points=[364]).expected[364])
+    padded = np.concatenate([np.zeros(100), weekly])  # the years before counting began taken as zeros
+    assert found.signal.expected != pytest.approx(default(padded, alpha=0.01, points=[464]).expected[464])
+
+
+def test_counts_begun_less_than_five_years_and_a_month_ago_are_judged_by_ears_c2(surveillance_store):
+    store = surveillance_store
+    last = date(2024, 12, 31)
+    _visits(store, last, (monitor.WEEKS_NEEDED - 1) * 7, spike=0)
+    assert monitor.assess(store, "ili", last).signal.method == "ears-c2"
+    _visits(store, last - timedelta(days=(monitor.WEEKS_NEEDED - 1) * 7), 7, spike=0, seed=2)  # one week earlier
+    assert monitor.assess(store, "ili", last).signal.method == monitor.DEFAULT_METHOD
 
 
 def test_a_short_history_falls_back_to_ears_c2_on_daily_counts(surveillance_store):

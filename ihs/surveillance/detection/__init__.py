@@ -1,7 +1,7 @@
 """Aberration detection on count series: EARS C1/C2/C3, CUSUM, EWMA, Farrington, Noufaily.
 
 The default, `harmonic-window2` (harmonic.harmonic_window), tests two-week sums against a
-regression baseline with yearly harmonics fitted as Noufaily et al. fit theirs;
+regression baseline with yearly harmonics fitted as Noufaily et al. fit theirs, to up to ten years;
 `noufaily-window2` tests Noufaily's own model on two-week sums (farrington.noufaily_window).
 bench/surveillance.py measures every method.
 

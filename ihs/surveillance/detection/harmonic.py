@@ -3,9 +3,12 @@
 The baseline is the regression of Serfling (1963, Public Health Rep 78:494-506) fitted the way
 Noufaily et al. (2013, Stat Med 32:1206-1222) fit theirs: a quasi-Poisson log-linear model of
 the counts with a linear trend (kept only when significant at 5%) and `harmonics` yearly
-sine/cosine pairs, fitted to the `years` years before the point but not the latest
-`excluded` points (so a current outbreak stays out of its own baseline), with past outbreaks
-down-weighted once by their Anscombe residuals over 2.58, as Noufaily recommends.
+sine/cosine pairs, fitted to up to `years` (10) years before the point, at least `min_years`
+(5), but not the latest `excluded` points (so a current outbreak stays out of its own baseline),
+with past outbreaks down-weighted once by their Anscombe residuals over 2.58, as Noufaily
+recommends. Noufaily fits five years; ten, when a series has them, about halve the variance of
+the fitted means, whose uncertainty otherwise widens the threshold and lets estimation errors
+through as false alarms.
 
 The test is on the sum of the last `window` counts: an outbreak's cases arrive over two or three
 weeks (in Noufaily's simulation half of them after the first week), so a two-week sum sees nearly
@@ -50,12 +53,15 @@ class HarmonicBaseline:
         return total, quantile(total, self.phi + variance_of_total / total, 1 - alpha)
 
 
-def harmonic_window(series, *, alpha: float = 0.01, window: int = 2, freq: int = 52, years: int = 5,
-                    excluded: int = 26, harmonics: int = 2, points=None) -> Detection:
-    """The two-week (`window`) test on the harmonic baseline, assessing `points` (default: all it can)."""
+def harmonic_window(series, *, alpha: float = 0.01, window: int = 2, freq: int = 52, years: int = 10,
+                    min_years: int = 5, excluded: int = 26, harmonics: int = 2, points=None) -> Detection:
+    """The two-week (`window`) test on the harmonic baseline, assessing `points` (default: all it can).
+
+    A point needs `min_years` years of history; the baseline uses up to `years` of them.
+    """
     counts = as_counts(series)
     result = Detection.empty(f"harmonic-window{window}", counts)
-    for t in default_range(len(counts), freq * years, points):
+    for t in default_range(len(counts), freq * min_years, points):
         base = harmonic_baseline(counts, t, freq=freq, years=years, excluded=excluded, harmonics=harmonics,
                                  window=window)
         if base is None:
@@ -68,9 +74,10 @@ def harmonic_window(series, *, alpha: float = 0.01, window: int = 2, freq: int =
     return result
 
 
-def harmonic_baseline(counts: np.ndarray, t: int, *, freq: int = 52, years: int = 5, excluded: int = 26,
+def harmonic_baseline(counts: np.ndarray, t: int, *, freq: int = 52, years: int = 10, excluded: int = 26,
                       harmonics: int = 2, window: int = 1) -> HarmonicBaseline | None:
-    """The fitted model's prediction for the `window` points ending at t; None when the fit fails."""
+    """The prediction for the `window` points ending at t from the model fitted to the `years` years
+    before t (all of them if fewer); None when the fit fails."""
     if t - excluded <= freq:
         raise ValueError(f"point {t} has less than a year of history before the {excluded} points left out")
     fitted = np.arange(max(0, t - freq * years), t - excluded)
