@@ -13,7 +13,7 @@ person (a Patient tagged `golden`) and links each source record to it with Patie
 - match, merge, everything, references: Patient/$match, $merge/$unmerge and $everything;
 - febrl, chinese, evaluate: benchmark data (FEBRL, a generated Chinese set) and pairwise accuracy.
 """
-from ihs.mpi.changes import on_patient_change, on_patient_changes, on_task_change
+from ihs.mpi.changes import on_patient_change, on_patient_changes, on_task_change, on_task_changes
 from ihs.mpi.rebuild import rebuild
 
-__all__ = ["on_patient_change", "on_patient_changes", "on_task_change", "rebuild"]
+__all__ = ["on_patient_change", "on_patient_changes", "on_task_change", "on_task_changes", "rebuild"]

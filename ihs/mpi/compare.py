@@ -31,6 +31,12 @@ LEVELS = [levels for _, levels, _ in FIELDS]
 Levels = tuple
 
 
+# the sound levels of pairs of name keys already compared: names repeat (a few hundred family names,
+# common given names), so most of a new record's comparisons were made before
+_SOUND_LEVELS: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
+_MAX_SOUND_LEVELS = 100_000  # about 15 MB
+
+
 def _form_level(a: NameForm, b: NameForm) -> int:
     if a.hanzi is not None and a.hanzi == b.hanzi:
         return 4
@@ -38,6 +44,18 @@ def _form_level(a: NameForm, b: NameForm) -> int:
         return 4
     if not a.key_set.isdisjoint(b.key_set):
         return 3
+    pair = (a.keys, b.keys)
+    level = _SOUND_LEVELS.get(pair)
+    if level is None:
+        if len(_SOUND_LEVELS) >= _MAX_SOUND_LEVELS:
+            _SOUND_LEVELS.clear()
+        level = _SOUND_LEVELS[pair] = _sound_level(a, b)
+    return level
+
+
+def _sound_level(a: NameForm, b: NameForm) -> int:
+    """2 when two keys are close (Jaro-Winkler >= 0.92 or the same merged sounds), 1 when alike, else 0;
+    a form's sounds follow from its keys."""
     best = 0
     for x, x_merged, x_sound in a.sounds:
         for y, y_merged, y_sound in b.sounds:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from ihs.mpi import golden as goldens
 from ihs.mpi import review
+from ihs.mpi.engine import PROBABLE
 from ihs.mpi.features import GOLDEN_TAG, is_golden, is_merged
 from ihs.mpi.index import MasterPatientIndex, golden_id_of
 from ihs.store.store import StoredResource, UnitOfWork
@@ -60,6 +61,13 @@ class Linker:
             stored = self._current[patient_id] = self.uow.current("Patient", patient_id)
         return stored
 
+    def read(self, patient_ids: list[str]) -> None:
+        """Read the current versions of these Patients in one query (a batch's records, before linking them)."""
+        unread = [patient_id for patient_id in patient_ids if patient_id not in self._current]
+        found = self.uow.currents("Patient", unread)
+        for patient_id in unread:
+            self._current[patient_id] = found.get(patient_id)
+
     def _save(self, resource: dict, *, relinked: bool = False) -> StoredResource | None:
         """Write `resource` unless its current version already says the same; index the new version
         (`relinked`: only its refer link changed)."""
@@ -93,7 +101,8 @@ class Linker:
         if current and goldens.link_assurance(patient) == "manual":
             self.refresh_golden(current)
             return Decision(record_id, "unchanged", current)
-        people = [p for p in index.match_people(patient) if p.person_id != record_id]
+        # only probable and certain matches lead to a link or a review
+        people = [p for p in index.match_people(patient, minimum=PROBABLE) if p.person_id != record_id]
         # a steward's earlier answers matter only when the record could move or a review could open
         settled = bool(people) and people[0].person_id == current and people[0].best.grade == "certain"
         unsure = any(p.best.grade == "probable" for p in people)

@@ -2,9 +2,10 @@
 
 `Store.session()` opens a unit of work, one database transaction in which a change writes the
 resource row, its history row, its search-index rows and its outbox row together. Appends are
-buffered and written in bulk (before any read in the same unit of work, and at commit) through
-the driver's fastest path (executemany on SQLite, COPY on PostgreSQL), which is what makes
-loading a 400-entry transaction Bundle cheap.
+buffered and written in bulk (before a read in the same unit of work that must see them, and at
+commit) through the driver's fastest path (executemany on SQLite, COPY on PostgreSQL), which is
+what makes loading a 400-entry transaction Bundle cheap; an update replaces its index rows the
+same way, the old ones deleted for many resources at once.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Iterator
 
 import orjson
 import psycopg
-from sqlalchemy import Text, and_, bindparam, case, cast, delete, func, select, text, update
+from sqlalchemy import Text, and_, case, cast, func, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -100,6 +101,9 @@ class Store:
         """Create the tables, check the identifier key (a wrong key stops the start here) and seal what an
         earlier version stored plain."""
         schema.metadata.create_all(self.engine)
+        for table in schema.metadata.sorted_tables:  # indexes added since the database was made
+            for index in table.indexes:
+                index.create(self.engine, checkfirst=True)
         unsealed = self.protection.check_key()
         if unsealed:
             from ihs.store.sealing import seal_stored_identifiers  # it builds on this module
@@ -171,6 +175,38 @@ _CURRENT_SQL = {
     "postgresql": "SELECT rid, res_type, res_id, version, last_updated, deleted, content::text FROM resources "
                   "WHERE res_type = %s AND res_id = %s",
 }
+# The update path's statements, as plain SQL per driver: a Patient relinked by the MPI or a vital sign
+# corrected runs them on every change, and SQLAlchemy would build and compile each one per call.
+_PLACEHOLDER = {"sqlite": "?", "postgresql": "%s"}
+
+
+@lru_cache(maxsize=None)
+def _update_sql(dialect: str) -> dict[str, str]:
+    p = _PLACEHOLDER[dialect]
+    return {
+        "replace": f"UPDATE resources SET version = {p}, last_updated = {p}, deleted = {p}, content = {p} "
+                   f"WHERE rid = {p} AND version = {p}",
+        "superseded": f"UPDATE resource_history SET content = {p} WHERE rid = {p} AND version = {p}",
+        "top_rid": "SELECT coalesce(max(rid), 0) FROM resources",
+        "lowest_contained_rid": "SELECT min(rid) FROM contained_resources",
+        "rids": f"SELECT nextval(pg_get_serial_sequence('resources', 'rid')) FROM generate_series(1, {p})",
+        "contained": f"DELETE FROM contained_resources WHERE container_rid = {p} RETURNING rid",
+    }
+
+
+# Every table holding search-index rows of a version: all are cleared when a version is replaced (a
+# user-defined SearchParameter may put a type's rows in any of them). SQLite runs one prepared DELETE per
+# table over the rids; PostgreSQL one statement for all tables, one round trip.
+_INDEXED_TABLES = tuple(t.name for t in (*INDEX_TABLES.values(), idx_fulltext, idx_position))
+_DELETE_INDEX_SQLITE = tuple(f"DELETE FROM {name} WHERE rid = ?" for name in _INDEXED_TABLES)
+_DELETE_INDEX_POSTGRESQL = ("WITH " + ", ".join(
+    f"d{i} AS (DELETE FROM {name} WHERE rid = ANY(%(rids)s))" for i, name in enumerate(_INDEXED_TABLES[:-1]))
+    + f" DELETE FROM {_INDEXED_TABLES[-1]} WHERE rid = ANY(%(rids)s)")
+# many ids of one type: SQLite gets one placeholder per id, PostgreSQL an array
+_CURRENTS_SQL = {
+    "sqlite": _CURRENT_SQL["sqlite"].replace("res_id = ?", "res_id IN ({})"),
+    "postgresql": _CURRENT_SQL["postgresql"].replace("res_id = %s", "res_id = ANY(%s)"),
+}
 _RESOURCE_COLUMNS = ("rid", "res_type", "res_id", "version", "last_updated", "deleted", "content")
 _HISTORY_COLUMNS = ("rid", "version", "res_type", "res_id", "last_updated", "method", "content")
 _OUTBOX_COLUMNS = ("res_type", "res_id", "version", "interaction", "created_at")
@@ -204,8 +240,13 @@ class UnitOfWork:
         self.conn = conn
         self._content, self._history_content = _content_columns(store.dialect)
         self._new: list[tuple[tuple, object]] = []  # resources rows without rid, with their index rows
+        self._created: set[tuple[str, str]] = set()  # (type, id) of the rows in _new
         self._appends: dict[str, list[tuple]] = {}  # table -> rows in _BULK_COLUMNS order
         self._superseded: list[tuple] = []  # (content, rid, version) for history rows to fill
+        # rids whose index rows are replaced, and whether they held contained resources: cleared at flush,
+        # before the new rows are written
+        self._reindexed: dict[int, bool] = {}
+        self._sql = _update_sql(store.dialect)
         self._next_contained_rid: int | None = None  # SQLite: the next (negative) rid of a contained resource
 
     # -- reads ---------------------------------------------------------------------------------
@@ -216,10 +257,33 @@ class UnitOfWork:
 
     def current(self, res_type: str, res_id: str) -> StoredResource | None:
         """The current version (a deletion marker included), or None if the id never existed."""
-        self.flush()
+        # `resources` holds every update already: only a create is buffered (so a run of reads and
+        # writes keeps its index rows for one bulk append)
+        if (res_type, res_id) in self._created:
+            self.flush()
         # The hottest statement of the server: plain SQL, no expression building per call.
         row = self.conn.exec_driver_sql(_CURRENT_SQL[self.store.dialect], (res_type, res_id)).first()
         return self._opened(row) if row else None
+
+    def currents(self, res_type: str, ids: list[str]) -> dict[str, StoredResource]:
+        """The current versions of `ids` of one type by id, read together (ids never stored are absent)."""
+        found: dict[str, StoredResource] = {}
+        if not ids:
+            return found
+        if any((res_type, res_id) in self._created for res_id in ids):
+            self.flush()
+        dialect = self.store.dialect
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            if dialect == "postgresql":
+                rows = self.conn.exec_driver_sql(_CURRENTS_SQL[dialect], (res_type, chunk)).all()
+            else:
+                sql = _CURRENTS_SQL[dialect].format(", ".join("?" * len(chunk)))
+                rows = self.conn.exec_driver_sql(sql, (res_type, *chunk)).all()
+            for row in rows:
+                stored = self._opened(tuple(row[:5]) + (bool(row[5]),) + tuple(row[6:]))
+                found[stored.id] = stored
+        return found
 
     def current_by_rids(self, rids: list[int]) -> list[StoredResource]:
         """Current versions in the order of `rids` (used by search to load a page)."""
@@ -280,12 +344,17 @@ class UnitOfWork:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def create(self, resource: dict, *, method: str = "POST") -> StoredResource:
-        """Store a new resource (server id unless the caller set one for create-on-update)."""
+    def create(self, resource: dict, *, method: str = "POST", publish: bool = True) -> StoredResource:
+        """Store a new resource (server id unless the caller set one for create-on-update).
+
+        `publish=False` writes no outbox row: for the server's own records that are no change to react to
+        (AuditEvents filed from the audit chain, which is their feed).
+        """
         resource.setdefault("id", new_id())
         stored, index_rows, at_rest = self._prepare(resource, 1)
         self._new.append(((stored.type, stored.id, 1, stored.last_updated, False, at_rest), index_rows))
-        self._append_change(stored, method, "create")
+        self._created.add((stored.type, stored.id))
+        self._append_change(stored, method, "create", publish)
         return stored
 
     def update(self, resource: dict, current: StoredResource, *, method: str = "PUT") -> StoredResource:
@@ -308,8 +377,11 @@ class UnitOfWork:
 
     def flush(self) -> None:
         """Write buffered rows now (reads in this unit of work must see them)."""
+        if self._reindexed:
+            self._clear_index()
         if self._new:
             new, self._new = self._new, []
+            self._created = set()
             rids = self._allocate_rids(len(new))
             rows = []
             rid_by_key = {}
@@ -321,16 +393,13 @@ class UnitOfWork:
             pending = self._appends.pop("pending_history", [])
             self._appends.setdefault("resource_history", []).extend(
                 (rid_by_key[(row[2], row[3])],) + row[1:] for row in pending)
-        if self._superseded:
-            superseded, self._superseded = self._superseded, []
-            self.conn.execute(update(resource_history).where(
-                resource_history.c.rid == bindparam("b_rid"), resource_history.c.version == bindparam("b_version"))
-                .values(content=bindparam("b_content")),
-                [{"b_content": c, "b_rid": r, "b_version": v} for c, r, v in superseded])
         appends, self._appends = self._appends, {}
         for table, rows in appends.items():
             if rows:
                 self._bulk_insert(table, rows)
+        if self._superseded:  # after the appends: a version written and superseded since the last flush has its row now
+            superseded, self._superseded = self._superseded, []
+            self._executemany(self._sql["superseded"], superseded)
 
     # -- internals -----------------------------------------------------------------------------
 
@@ -341,12 +410,18 @@ class UnitOfWork:
 
     def _allocate_rids(self, n: int) -> list[int]:
         if self.store.dialect == "postgresql":
-            return self.conn.execute(text(
-                "SELECT nextval(pg_get_serial_sequence('resources', 'rid')) FROM generate_series(1, :n)"),
-                {"n": n}).scalars().all()
+            return self.conn.exec_driver_sql(self._sql["rids"], (n,)).scalars().all()
         # SQLite writers hold the database's write lock (BEGIN IMMEDIATE), so max + 1 is ours alone.
-        top = self.conn.execute(select(func.coalesce(func.max(resources.c.rid), 0))).scalar_one()
+        top = self.conn.exec_driver_sql(self._sql["top_rid"]).scalar_one()
         return list(range(top + 1, top + 1 + n))
+
+    def _executemany(self, sql: str, rows: list[tuple]) -> None:
+        driver = self.conn.connection.driver_connection
+        if self.store.dialect == "postgresql":
+            with driver.cursor() as cursor:
+                cursor.executemany(sql, rows)
+        else:
+            driver.executemany(sql, rows)
 
     def _bulk_insert(self, table: str, rows: list[tuple]) -> None:
         columns = _BULK_COLUMNS[table]
@@ -380,10 +455,8 @@ class UnitOfWork:
         return stored, index_rows, sealed.text if sealed else content
 
     def _replace(self, current: StoredResource, stored: StoredResource, at_rest: str | None) -> None:
-        changed = self.conn.execute(
-            update(resources).where(resources.c.rid == current.rid, resources.c.version == current.version)
-            .values(version=stored.version, last_updated=stored.last_updated, deleted=stored.deleted,
-                    content=at_rest))
+        changed = self.conn.exec_driver_sql(self._sql["replace"], (
+            stored.version, stored.last_updated, stored.deleted, at_rest, current.rid, current.version))
         if changed.rowcount != 1:
             raise Conflict(f"{current.type}/{current.id} was changed by another request; read it again and retry")
         if current.content is not None:
@@ -396,12 +469,13 @@ class UnitOfWork:
             return StoredResource(*row[:6], self.store.protection.open_text(content), *row[7:])
         return StoredResource(*row)
 
-    def _append_change(self, stored: StoredResource, method: str, interaction: str) -> None:
+    def _append_change(self, stored: StoredResource, method: str, interaction: str, publish: bool = True) -> None:
         # History rows of new resources wait for their rid; the current version's content stays in `resources`.
         history = (stored.rid, stored.version, stored.type, stored.id, stored.last_updated, method, None)
         self._appends.setdefault("resource_history" if stored.rid else "pending_history", []).append(history)
-        self._appends.setdefault("outbox", []).append(
-            (stored.type, stored.id, stored.version, interaction, stored.last_updated))
+        if publish:
+            self._appends.setdefault("outbox", []).append(
+                (stored.type, stored.id, stored.version, interaction, stored.last_updated))
 
     def _append_index(self, rid: int, res_type: str, index_rows, last_updated: int) -> None:
         for name, rows in index_rows.tables():
@@ -422,26 +496,30 @@ class UnitOfWork:
     def _contained_rids(self, n: int) -> list[int]:
         """Fresh negative rids for contained resources: never a `resources` rid, never reused."""
         if self.store.dialect == "postgresql":
-            return self.conn.execute(text(
-                "SELECT -nextval(pg_get_serial_sequence('resources', 'rid')) FROM generate_series(1, :n)"),
-                {"n": n}).scalars().all()
+            return [-rid for rid in self._allocate_rids(n)]
         # the SQLite writer holds the write lock: the lowest rid so far, less one, is ours alone
         if self._next_contained_rid is None:
-            lowest = self.conn.execute(select(func.min(contained_resources.c.rid))).scalar_one()
+            lowest = self.conn.exec_driver_sql(self._sql["lowest_contained_rid"]).scalar_one()
             self._next_contained_rid = min(lowest or 0, 0) - 1
         start, self._next_contained_rid = self._next_contained_rid, self._next_contained_rid - n
         return list(range(start, start - n, -1))
 
     def _delete_index(self, current: StoredResource) -> None:
-        rid = current.rid
-        for table in INDEX_TABLES.values():
-            self.conn.execute(delete(table).where(table.c.rid == rid))
-        self.conn.execute(delete(idx_fulltext).where(idx_fulltext.c.rid == rid))
-        if current.type == "Location":
-            self.conn.execute(delete(idx_position).where(idx_position.c.rid == rid))
-        if current.content is not None and '"contained"' in current.content:
-            inner = select(contained_resources.c.rid).where(contained_resources.c.container_rid == rid)
-            for table in (*INDEX_TABLES.values(), idx_position):
-                self.conn.execute(delete(table).where(table.c.rid.in_(inner)))
-            self.conn.execute(delete(contained_resources).where(contained_resources.c.container_rid == rid))
+        """Have the index rows of `current` (and of the resources it contains) cleared at the next flush."""
+        if current.rid in self._reindexed:
+            # its rows of a version written since the last flush are still buffered: write them, to be cleared
+            self.flush()
+        self._reindexed[current.rid] = current.content is not None and '"contained"' in current.content
 
+    def _clear_index(self) -> None:
+        reindexed, self._reindexed = self._reindexed, {}
+        rids = list(reindexed)
+        for container_rid in (rid for rid, contains in reindexed.items() if contains):
+            rids += self.conn.exec_driver_sql(self._sql["contained"], (container_rid,)).scalars().all()
+        if self.store.dialect == "postgresql":
+            self.conn.exec_driver_sql(_DELETE_INDEX_POSTGRESQL, {"rids": rids})
+        else:
+            driver = self.conn.connection.driver_connection
+            keys = [(rid,) for rid in rids]
+            for sql in _DELETE_INDEX_SQLITE:
+                driver.executemany(sql, keys)

@@ -71,3 +71,23 @@ def test_features_read_resident_id_phone_and_address():
     assert p.phones == ("13800138000",)
     assert p.family[0].hanzi == "欧阳" and p.given[0].hanzi == "娜娜"
     assert p.house == "12 3" and p.postcode == "313000"
+
+
+class _Forgetful(dict):
+    """A memory of sound levels that keeps nothing: every comparison is worked out afresh."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def test_remembered_sound_levels_give_the_levels_of_a_fresh_comparison(monkeypatch):
+    from ihs.mpi import chinese, compare as comparisons
+
+    people = [person(p) for p in chinese.generate(60, seed=3)[0]]
+    remembered = [compare(a, b) for a in people for b in people]
+    again = [compare(a, b) for a in people for b in people]  # now from memory
+    assert comparisons._SOUND_LEVELS
+    monkeypatch.setattr(comparisons, "_SOUND_LEVELS", _Forgetful())
+    fresh = [compare(a, b) for a in people for b in people]
+    assert remembered == again == fresh
+    assert any(levels[0] in (1, 2) for levels in fresh)  # sound-alike family names were among them

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from ihs.fhir.validation import validate
 from ihs.mpi import review
-from ihs.mpi.changes import on_patient_change, on_patient_changes, on_task_change
+from ihs.mpi.changes import on_patient_change, on_patient_changes, on_task_change, on_task_changes
 from ihs.mpi.features import is_golden
 from ihs.mpi.idnumber import RESIDENT_ID_SYSTEM
 from ihs.mpi.index import golden_id_of, index_for
@@ -99,6 +99,26 @@ def test_rejected_review_keeps_the_records_apart(store):
     on_task_change(store, SimpleNamespace(res_type="Task", res_id=task["id"], version=2, interaction="update"))
     a, b = read(store, "Patient", "a").resource(), read(store, "Patient", "b").resource()
     assert golden_id_of(a) != golden_id_of(b)
+
+
+def test_a_round_of_task_changes_answers_the_answered_reviews_and_leaves_the_rest_alone(store):
+    register(store, patient("a", "centre", identifier=None))
+    register(store, patient("b", "county", identifier=None, address=None, birthDate="1956-03-18",
+                            name=[{"family": "Li", "given": ["Jiangguo"]}]))
+    other = {"resourceType": "Task", "id": "other", "status": "completed", "intent": "order"}
+    with store.session(write=True) as uow:
+        task = review.reviews_of(uow, "b")[0]
+        uow.create(other)
+    events = [SimpleNamespace(res_type="Task", res_id=i, version=1, interaction="create") for i in ("other", task["id"])]
+    pending = len(store.pending_events())
+    assert on_task_changes(store, events) == []  # a review just opened and a Task of another kind: nothing to do
+    assert len(store.pending_events()) == pending
+    with store.session(write=True) as uow:
+        stored = uow.current("Task", task["id"])
+        uow.update(dict(stored.resource(), status="completed"), stored)
+    [golden_id] = on_task_changes(store, events)
+    assert golden_id_of(read(store, "Patient", "a").resource()) == golden_id_of(
+        read(store, "Patient", "b").resource()) == golden_id
 
 
 def test_deleting_the_last_source_retires_its_golden_record(store):

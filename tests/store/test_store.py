@@ -72,3 +72,13 @@ def test_delete_keeps_history_and_clears_index(store):
         assert current.deleted and current.version == 2
         assert uow.version("Patient", created.id, 1).resource()["identifier"][0]["value"] == "x"
     assert _count(store, idx_token) == 0
+
+
+def test_starting_on_an_older_database_adds_the_indexes_it_lacks(store):
+    from sqlalchemy import inspect, text
+
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX idx_date_long"))
+    assert "idx_date_long" not in {i["name"] for i in inspect(store.engine).get_indexes("idx_date")}
+    store.create_schema()
+    assert "idx_date_long" in {i["name"] for i in inspect(store.engine).get_indexes("idx_date")}
