@@ -9,7 +9,7 @@ and `outbox` one row per change for the event bus. All are written in one databa
 from __future__ import annotations
 
 from sqlalchemy import (DDL, BigInteger, Boolean, Column, Float, Index, Integer, MetaData, PrimaryKeyConstraint,
-                        String, Table, Text, UniqueConstraint, event, text)
+                        String, Table, Text, UniqueConstraint, event, literal_column, text)
 from sqlalchemy.dialects import postgresql
 
 metadata = MetaData()
@@ -35,6 +35,10 @@ resources = Table(
     Index("resources_type_updated", "res_type", "last_updated"),
     Index("resources_id", "res_id"),
 )
+# PostgreSQL: the columns a search reads of each candidate (its type, id, order and liveness) by rid,
+# from the index alone, without visiting the row and its JSON (SQLite's rowid table serves it).
+Index("resources_rid_columns", resources.c.rid,
+      postgresql_include=["res_type", "res_id", "last_updated", "deleted"]).ddl_if(dialect="postgresql")
 
 resource_history = Table(
     "resource_history", metadata,
@@ -73,7 +77,10 @@ search_param_state = Table(
 )
 
 
-def _index_table(name: str, *columns: Column, indexes: list[tuple[str, ...]]) -> Table:
+def _index_table(name: str, *columns: Column, indexes: list[tuple[str, ...]],
+                 covering: dict[str, tuple[str, ...]] | None = None) -> Table:
+    """An idx_* table. On PostgreSQL each (res_type, param, ...) index also carries `rid` (and the columns
+    `covering` names for it), so a driving test and the planner's counts are read from the index alone."""
     table = Table(
         f"idx_{name}", metadata,
         Column("rid", RowId, nullable=False),
@@ -83,7 +90,10 @@ def _index_table(name: str, *columns: Column, indexes: list[tuple[str, ...]]) ->
         Index(f"idx_{name}_rid", "rid"),
     )
     for cols in indexes:
-        Index(f"idx_{name}_{'_'.join(cols)}", *(table.c[c] for c in cols))
+        index_name = f"idx_{name}_{'_'.join(cols)}"
+        extra = (covering or {}).get(index_name, ())
+        Index(index_name, *(table.c[c] for c in cols),
+              postgresql_include=[*extra, "rid"] if cols[0] == "res_type" else [])
     return table
 
 
@@ -98,7 +108,15 @@ idx_reference = _index_table(
     indexes=[("res_type", "param", "target_id", "target_type"), ("target_id", "target_type")])
 idx_date = _index_table(
     "date", Column("low", Micros), Column("high", Micros),
-    indexes=[("res_type", "param", "low"), ("res_type", "param", "high")])
+    indexes=[("res_type", "param", "low"), ("res_type", "param", "high")],
+    covering={"idx_date_res_type_param_low": ("high",), "idx_date_res_type_param_high": ("low",)})
+# Date values longer than this (Periods: a long stay, an open-ended care plan) are few; their own partial
+# index lets a range search bound the start of every shorter one (ihs/store/search/ranges.py).
+LONG_DATE = 86_400_000_000  # a day, in microseconds
+# a constant, not a bound value: the planners use a partial index only for a query naming its predicate
+LONG_ROWS = idx_date.c.high - idx_date.c.low > literal_column(str(LONG_DATE))
+Index("idx_date_long", idx_date.c.res_type, idx_date.c.param, idx_date.c.high,
+      postgresql_where=LONG_ROWS, sqlite_where=LONG_ROWS, postgresql_include=["low", "rid"])
 idx_number = _index_table(
     "number", Column("value", Float),
     indexes=[("res_type", "param", "value")])

@@ -105,3 +105,30 @@ def test_contained_entries_carry_their_container_url(client):
     bundle = client.get("/Medication?code=1191&_contained=true&_containedType=contained").json()
     assert [e["fullUrl"] for e in bundle["entry"]] == [f"http://testserver/MedicationRequest/{created}#m1"]
     assert bundle["entry"][0]["resource"]["resourceType"] == "Medication"
+
+
+def test_a_chain_follows_a_local_reference_into_the_contained_resource(pharmacy):
+    # rx-two refers to its first contained Medication (#m1, 1191); m2 is contained but not referred to
+    assert found(pharmacy, "MedicationRequest", "medication.code=1191") == {"rx-aspirin", "rx-two"}
+    assert found(pharmacy, "MedicationRequest", "medication.code=5640") == {"rx-ibuprofen"}
+    assert found(pharmacy, "MedicationRequest", "medication:Medication.code=1191&status=stopped") == set()
+    assert found(pharmacy, "MedicationRequest", "medication._id=m1&status=stopped") == {"rx-ibuprofen"}
+
+
+def test_a_chain_mixes_contained_and_ordinary_targets(pharmacy):
+    put(pharmacy, {"resourceType": "MedicationRequest", "id": "rx-shared", "status": "active", "intent": "order",
+                   "subject": {"reference": "Patient/p1"}, "medicationReference": {"reference": "Medication/aspirin"}})
+    assert found(pharmacy, "MedicationRequest", "medication.code=1191") == {"rx-aspirin", "rx-two", "rx-shared"}
+    # probed per candidate when another test drives
+    assert found(pharmacy, "MedicationRequest", "_id=rx-two,rx-shared,rx-ibuprofen&medication.code=1191") == \
+        {"rx-two", "rx-shared"}
+
+
+def test_a_local_reference_names_only_the_referring_resources_own_contained_resource(pharmacy):
+    # rx-ibuprofen's #m1 is 5640: the m1 inside rx-aspirin (1191) is not its medication
+    assert "rx-ibuprofen" not in found(pharmacy, "MedicationRequest", "medication.code=1191")
+    with pharmacy.session(write=True) as uow:
+        uow.update(prescription("rx-ibuprofen", medication("m1", "7052"), status="stopped"),
+                   uow.current("MedicationRequest", "rx-ibuprofen"))
+    assert found(pharmacy, "MedicationRequest", "medication.code=5640") == set()
+    assert found(pharmacy, "MedicationRequest", "medication.code=7052") == {"rx-ibuprofen"}

@@ -5,6 +5,7 @@ import pytest
 
 from ihs.fhir.errors import FhirError
 from ihs.store.search import find
+from ihs.store.search.run import plan
 from tests.store.search_helpers import found, ids, put, result
 
 
@@ -52,6 +53,32 @@ def test_total_is_accurate_by_default_when_cheap(births):
     assert result(births, "Patient", "_count=2").total == 7
     assert result(births, "Patient", "gender=male&_count=1").total == 3
     assert result(births, "Patient", "gender=male").total == 3
+
+
+def test_a_driven_search_with_probes_pages_in_order_and_counts_only_when_asked(births):
+    # one test drives, the other is probed per candidate: on PostgreSQL the page is staged (paging.py)
+    query = "family=adams,young,baker&gender=male&_count=1"
+    pages, offset = [], 0
+    while True:
+        answer = result(births, "Patient", f"{query}&_offset={offset}")
+        pages.append(([m.id for m in answer.matches], answer.total))
+        if not answer.has_next:
+            break
+        offset += 1
+    # counting would probe every candidate: the total is left out until the last page knows it
+    assert pages == [(["p1"], None), (["p3"], None), (["p5"], 3)]
+    assert result(births, "Patient", query + "&_total=accurate").total == 3
+    assert result(births, "Patient", query + "&_total=accurate&_offset=1").total == 3
+    assert result(births, "Patient", "family=adams,young,baker&gender=male").total == 3  # one page: all seen
+
+
+def test_postgresql_sorts_the_driven_candidates_before_probing_them(births):
+    with births.session() as uow:
+        staged = plan(uow, "Patient", [("family", "adams,young,baker"), ("gender", "male")]).page
+        counted = plan(uow, "Patient", [("family", "adams,young,baker"), ("gender", "male"),
+                                        ("_total", "accurate")]).page
+        sql = [str(page.compile(dialect=uow.conn.dialect)) for page in (staged, counted)]
+    assert ["AS candidates" in text for text in sql] == [births.dialect == "postgresql", False]
 
 
 def test_total_modes(births):

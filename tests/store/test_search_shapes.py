@@ -9,10 +9,13 @@ from __future__ import annotations
 import pytest
 
 from ihs.api import bundle
+from ihs.auth.restriction import AUTHOR_SYSTEM, PatientGrant, Restriction, visible
 from ihs.demo.generator import generate_region
 from ihs.store.search import search
 from ihs.store.search.shapes import shapes
 from tests.search_reference import ReferenceSearch
+
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
 
 
 @pytest.fixture
@@ -59,6 +62,7 @@ def _shapes(ref: ReferenceSearch) -> dict[str, tuple[str, list[list[tuple[str, s
         "_id": ("Patient", [[("_id", f"{a['id']},{b['id']}")] for a, b in zip(patients, patients[1:] + patients[:1])]),
         "chain": ("Observation", [[("subject:Patient.family", f[:3])] for f in family]),
         "_has": ("Patient", [[("_has:Observation:subject:code", f"{c['system']}|{c['code']}")] for c in codes]),
+        "two tests": ("Observation", [[("patient", p["id"]), ("date", f"ge{y}")] for p, y in zip(patients, years)]),
         "two tests, sorted": ("Observation", [[("patient", p["id"]), ("date", f"ge{y}"), ("_sort", "-date")]
                                               for p, y in zip(patients, years)]),
     }
@@ -114,3 +118,27 @@ def test_a_shape_it_cannot_trace_is_still_answered(region):
     assert _ids(store, "Observation", query) == ref.search("Observation", query)
     assert _ids(store, "Observation", query) == ref.search("Observation", query)
     assert shapes.misses > misses
+
+
+def test_restricted_searches_bind_the_restrictions_values_into_one_compilation(region):
+    store, ref = region
+    patients = sorted(p["id"] for p in _of(ref, "Patient"))[:3]
+    everyone = {r["id"]: r for r in ref.resources}
+    restricted = (CONFIDENTIALITY, "R")
+    # a patient's own record; a clinician's institution, unattached resources and two patients' records
+    clinician = [Restriction(tags=frozenset({(AUTHOR_SYSTEM, f"Organization/{a}")}), unattached=True,
+                             grants=(PatientGrant(frozenset({a, b}), excluded_labels=frozenset({restricted})),))
+                 for a, b in zip(patients, patients[1:] + patients[:1])]
+    cases = {"patient": [Restriction(grants=(PatientGrant(frozenset({p})),)) for p in patients], "clinician": clinician}
+    for name, restrictions in cases.items():
+        for res_type in ("Observation", "Patient"):
+            answers = []
+            for number, restriction in enumerate(restrictions):
+                hits = shapes.hits
+                with store.session() as uow:
+                    answer = search(uow, res_type, [("_count", "1000")], restriction=restriction)
+                answers.append({m.id for m in answer.matches})
+                assert answers[-1] == {i for i in ref.search(res_type, []) if visible(restriction, everyone[i])}
+                if number:
+                    assert shapes.hits > hits, f"{name}: {res_type} did not reuse the compiled shape"
+            assert len({frozenset(a) for a in answers}) > 1, f"{name}: every restriction gave the same answer"

@@ -7,6 +7,10 @@ from __future__ import annotations
 import pytest
 
 from ihs.fhir.errors import FhirError
+from ihs.store.search.custom import ParamLookup
+from ihs.store.search.query import parse_query
+from ihs.store.search.ranges import windows
+from ihs.store.search.where import choose_driver
 from tests.store.search_helpers import found, put
 
 LOINC, UCUM = "http://loinc.org", "http://unitsofmeasure.org"
@@ -407,3 +411,38 @@ def test_two_sided_date_range_on_one_parameter(store):
 def test_two_sided_range_over_periods(dated):
     assert found(dated, "Observation", "date=ge2020-03-01&date=lt2020-04-01") == {"day", "instant", "period"}
     assert found(dated, "Observation", "date=gt2020-03-12&date=lt2020-03-16") == {"day", "instant", "period"}
+
+
+def test_two_sided_range_finds_periods_of_any_length_that_start_before_it(store):
+    encounter = lambda eid, start, end=None: {  # noqa: E731
+        "resourceType": "Encounter", "id": eid, "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "period": {"start": start, **({"end": end} if end else {})}}
+    put(store,
+        encounter("visit", "2020-01-10T09:00:00Z", "2020-01-10T09:30:00Z"),
+        encounter("overnight", "2019-12-31T22:00:00Z", "2020-01-01T02:00:00Z"),  # shorter than a day
+        encounter("before", "2019-12-30T22:00:00Z", "2019-12-31T23:00:00Z"),
+        encounter("stay", "2019-11-20T08:00:00Z", "2020-01-03T10:00:00Z"),  # longer than a day
+        encounter("ongoing", "2015-06-01"),  # open: it never ends
+        encounter("after", "2020-02-01T00:00:00Z", "2020-02-01T01:00:00Z"))
+    window = "date=ge2020-01-01&date=lt2020-02-01"
+    # ge2020-01-01 is [2020-01-01, 2020-01-02) or later: the overnight visit ends inside that day
+    assert found(store, "Encounter", window) == {"visit", "stay", "ongoing"}
+    assert found(store, "Encounter", window + "&class=AMB") == {"visit", "stay", "ongoing"}
+    to_the_second = "date=ge2020-01-01T00:00:00Z&date=lt2020-02-01&class=AMB"
+    assert found(store, "Encounter", to_the_second) == {"visit", "overnight", "stay", "ongoing"}
+    assert found(store, "Encounter", "date=gt2019-12-31T23:30:00Z&date=lt2020-01-01T00:30:00Z") == \
+        {"overnight", "stay", "ongoing"}
+    with store.session(write=True) as uow:  # a stay that grows past a day is found by its new length
+        grown = encounter("before", "2019-12-28T22:00:00Z", "2020-01-02T06:00:00Z")
+        uow.update(grown, uow.current("Encounter", "before"))
+    assert "before" in found(store, "Encounter", window + "&class=AMB")
+
+
+def test_a_period_window_drives_the_search(store):
+    with store.session() as uow:
+        parsed = parse_query(["Encounter"], [("class", "AMB"), ("date", "ge2020-01-01"), ("date", "lt2020-02-01")],
+                             ParamLookup(uow))
+        nodes = windows([c.node for c in parsed.criteria["Encounter"]])
+        # the window is counted like any selective test: the smaller one drives
+        assert choose_driver(nodes, ["Encounter"], lambda node, types: 10 if node is nodes[1] else 5000) == (1, 10)

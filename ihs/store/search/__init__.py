@@ -10,12 +10,13 @@
 
 Modules: values (value syntax), query (names, modifiers, chains, result parameters), terminology
 (:in, :above, ...), conditions (one parameter test as SQL), where (criteria, chains, _has,
-compartments, _sort), includes, run (paging, totals), custom (user-defined SearchParameters),
-visibility (the access policy's restriction as SQL); criteria with SQL of their own (special): contained
-(_contained), hierarchy (reference :above/:below), lists (_list), fulltext (_text, _content), near,
-filtering (_filter); statements compiled once per query shape and run as SQL text: shapes (the
-cache, and tracing values to bound parameters), slots (tagged values), prepared (the page and the
-planner's counts).
+compartments, _sort), ranges (two-sided date ranges), paging (the statement of a page: one WHERE, or
+the driven candidates probed in page order), includes, run (paging, totals), custom (user-defined
+SearchParameters), visibility (the access policy's restriction as SQL); criteria with SQL of their
+own (special): contained (_contained), hierarchy (reference :above/:below), lists (_list),
+fulltext (_text, _content), near, filtering (_filter); statements compiled once per query shape and
+run as SQL text: shapes (the cache, and tracing values to bound parameters), slots (tagged values),
+prepared (the page and the planner's counts).
 """
 from __future__ import annotations
 

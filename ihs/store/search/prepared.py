@@ -12,14 +12,16 @@ so a search is one statement plus the planner's counts, each sent as cached SQL 
 """
 from __future__ import annotations
 
-from sqlalchemy import Integer, Text, bindparam, cast, func, literal, select
+from sqlalchemy import CompoundSelect, Integer, Text, bindparam, cast, func, literal, select
 
 from ihs.store.schema import resources
+from ihs.store.search import paging
 from ihs.store.search.query import Criterion, ParsedQuery
 from ihs.store.search.ranges import windows
 from ihs.store.search.shapes import Compiled, Unknown, Walk, compile_statement, shapes
 from ihs.store.search.slots import tag
-from ihs.store.search.where import _rows_of, _shared_criteria, choose_driver, order_by, where_clause
+from ihs.store.search.visibility import Traced
+from ihs.store.search.where import _rows_of, _shared_criteria, choose_driver, order_by, staged_where
 from ihs.store.store import StoredResource, UnitOfWork
 
 
@@ -35,7 +37,10 @@ def count_rows(uow: UnitOfWork, node, types, limit: int) -> int:
         traced = Walk(tag=True).node(node)[1] if key is not None else node
         rows, _ = _rows_of(traced, types)
         # counting a constant lets the database answer from the index alone where it can
-        limited = rows.with_only_columns(literal(1), maintain_column_froms=True).limit(limit).subquery()
+        if isinstance(rows, CompoundSelect):  # a window over Periods (ranges.py)
+            limited = select(literal(1)).select_from(rows.subquery()).limit(limit).subquery()
+        else:
+            limited = rows.with_only_columns(literal(1), maintain_column_froms=True).limit(limit).subquery()
         statement = select(func.count()).select_from(limited)
         if key is None:
             return uow.conn.execute(statement).scalar_one()
@@ -44,10 +49,11 @@ def count_rows(uow: UnitOfWork, node, types, limit: int) -> int:
     return run(uow, compiled, walk.slots)[0][0]
 
 
-def page(uow: UnitOfWork, parsed: ParsedQuery, all_types: bool, sort: list[tuple],
-         estimate) -> tuple[list[StoredResource], int | None, bool] | None:
+def page(uow: UnitOfWork, parsed: ParsedQuery, all_types: bool, sort: list[tuple], estimate,
+         visible: Traced | None = None) -> tuple[list[StoredResource], int | None, bool] | None:
     """(the page's resources, the total if the statement counted it, whether more follow), or None
-    when the shape is not one `Walk` traces (the caller then builds the statement itself)."""
+    when the shape is not one `Walk` traces (the caller then builds the statement itself);
+    `visible`: the access policy's restriction, its values bound after the query's."""
     types, controls = parsed.types, parsed.controls
     walk = Walk(tag=False)
     try:
@@ -56,6 +62,9 @@ def page(uow: UnitOfWork, parsed: ParsedQuery, all_types: bool, sort: list[tuple
         return None
     walk.value(controls.count + 1)
     walk.value(controls.offset)
+    first = len(walk.slots)
+    if visible is not None:
+        walk.slots += visible.values
     counted: list[int] = []
     driver = None
     if _shared_criteria(parsed):
@@ -68,10 +77,12 @@ def page(uow: UnitOfWork, parsed: ParsedQuery, all_types: bool, sort: list[tuple
             index, rows = choose_driver(nodes, None if all_types else types, counting)
             driver = (index, rows is not None)
     key = ("page", uow.store.dialect, tuple(types), all_types, criteria, driver,
-           tuple((walk.param(param), descending) for param, descending in sort), controls.total == "none")
+           tuple((walk.param(param), descending) for param, descending in sort), controls.total,
+           visible.key if visible is not None else None)
     compiled = shapes.get(key)
     if compiled is None:
-        compiled = _compile_page(uow, parsed, all_types, sort, counted, walk.keep)
+        restricted = visible.build(first) if visible is not None else None
+        compiled = _compile_page(uow, parsed, all_types, sort, counted, walk.keep, restricted)
         if compiled is None:
             return None
         shapes.put(key, compiled)
@@ -115,9 +126,10 @@ def stored(uow: UnitOfWork, row: tuple) -> StoredResource:
 
 
 def _compile_page(uow: UnitOfWork, parsed: ParsedQuery, all_types: bool, sort: list[tuple],
-                  counted: list[int], keep: list) -> Compiled | None:
+                  counted: list[int], keep: list, restricted=None) -> Compiled | None:
     """Build the page statement from a copy of `parsed` with traced values, with the planner's
-    choices replayed from `counted`; None if the statement would not be the one `page` keyed."""
+    choices replayed from `counted`, ANDed with the `restricted` condition (traced too); None if the
+    statement would not be the one `page` keyed."""
     walk = Walk(tag=True)
     criteria = {t: [Criterion(c.name, c.value, walk.node(c.node)[1]) for c in parsed.criteria[t]]
                 for t in parsed.types}
@@ -132,17 +144,18 @@ def _compile_page(uow: UnitOfWork, parsed: ParsedQuery, all_types: bool, sort: l
         return found
 
     try:
-        where, driven = where_clause(traced, resources, all_types=all_types, estimate=replayed)
+        where, probes, driven = staged_where(traced, resources, all_types=all_types, estimate=replayed)
     except Unknown:
         return None
+    if restricted is not None:
+        where = where & restricted
     r, p = resources, resources.alias("page_resource")
     unfiltered = not any(parsed.criteria[t] for t in parsed.types)
-    counts = (driven or bool(sort)) and not unfiltered and parsed.controls.total != "none"
-    columns = [r.c.rid, func.count().over().label("total")] if counts else [r.c.rid]
-    rids = (select(*columns).where(where).order_by(*order_by(sort, r))
-            .limit(bindparam("page_limit", limit, type_=Integer))
-            .offset(bindparam("page_offset", offset, type_=Integer)).subquery("page"))
-    statement = (select(*resource_columns(uow, p), *([rids.c.total] if counts else []))
+    counted = paging.counts(driven, probes, sort, unfiltered, parsed.controls.total)
+    rids = paging.page_rids(uow.store.dialect, r, where, probes, sort, counted=counted,
+                            limit=bindparam("page_limit", limit, type_=Integer),
+                            offset=bindparam("page_offset", offset, type_=Integer)).subquery("page")
+    statement = (select(*resource_columns(uow, p), *([rids.c.total] if counted else []))
                  .select_from(rids.join(p, p.c.rid == rids.c.rid)).order_by(*order_by(sort, p)))
-    return compile_statement(uow.conn, statement, keep, extra=counts)
+    return compile_statement(uow.conn, statement, keep, extra=counted)
 

@@ -2,9 +2,12 @@
 
 Each bound alone matches most resources (everything after 1970, everything before 1980), so neither
 can drive a search. When the parameter holds at most one value per resource, both bounds hold on
-the same index row and can be tested together; when its values are dates, dateTimes or instants
-(never Periods), a value spans at most a year, so `high > x` implies `low > x - 1 year` and the
-test becomes a narrow range of the (res_type, param, low) index.
+the same index row and can be tested together. When its values are dates, dateTimes or instants
+(never Periods), a value spans at most a year, so `high > x` implies `low > x - 1 year` and the test
+becomes a narrow range of the (res_type, param, low) index. A Period can be of any length, but most
+(an encounter, a visit) last a day or less: `high > x` implies `low > x - 1 day OR high - low > 1
+day`, a narrow range of the low index or a row of the partial index of long rows (idx_date_long,
+ihs/store/schema.py), selected as two branches of a UNION ALL.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from sqlalchemy import select
 
 from ihs.fhir.definitions import structures
 from ihs.fhir.searchparams import SearchParam, union_parts
-from ihs.store.schema import idx_date
+from ihs.store.schema import LONG_DATE, LONG_ROWS, idx_date
 from ihs.store.search.conditions import date_match, type_filter
 from ihs.store.search.query import Leaf
 from ihs.store.search.slots import derived
@@ -56,20 +59,28 @@ def windows(nodes: list) -> list:
     return [n for k, n in enumerate(out) if k not in used or isinstance(n, Window)]
 
 
-def window_rows(window: Window, types):
-    """SELECT rid of the index rows inside the window, bounded below on `low` when values are dates."""
+def window_rows(window: Window, types, driving: bool = True):
+    """SELECT rid of the index rows inside the window; driving, bounded below on `low` by the span of a value."""
     c = idx_date.c
     lower, upper = window.lower.values[0], window.upper.values[0]
     rows = select(c.rid).where(type_filter(c.res_type, types), c.param == window.param.code,
                                date_match(c.low, c.high, lower), date_match(c.low, c.high, upper))
+    # implied by the lower bound (high > start) and the longest span of a value; a probe by rid needs no range
+    if not driving:
+        return rows
     if point_like(window.param):
-        # implied by the lower bound (high > start) and a span of at most a year; lets the low index serve
-        rows = rows.where(c.low > derived(lower.low, _a_year_before))
-    return rows
+        return rows.where(c.low > derived(lower.low, _a_year_before))
+    # two branches, not an OR, which SQLite would not serve with two indexes
+    start = derived(lower.low, _long_before)
+    return rows.where(c.low > start).union_all(rows.where(c.low <= start, LONG_ROWS))
 
 
 def _a_year_before(micros: int) -> int:
     return micros - YEAR_AND_A_DAY
+
+
+def _long_before(micros: int) -> int:
+    return micros - LONG_DATE
 
 
 @cache

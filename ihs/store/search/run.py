@@ -6,15 +6,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from ihs.fhir.errors import FhirError, Issue
 from ihs.fhir.searchparams import registry
 from ihs.store.schema import resources
-from ihs.store.search import contained, includes, prepared, visibility
+from ihs.store.search import contained, includes, paging, prepared, visibility
 from ihs.store.search.custom import ParamLookup
 from ihs.store.search.query import ParsedQuery, parse_query, sort_param
-from ihs.store.search.where import DRIVER_ROWS, compartment_condition, order_by, where_clause
+from ihs.store.search.where import DRIVER_ROWS, compartment_condition, staged_where
 from ihs.store.store import StoredResource, UnitOfWork
 
 # by default a search without criteria counts its total up to this many resources and leaves it
@@ -98,11 +98,13 @@ def _plan(uow: UnitOfWork, parsed: ParsedQuery, res_type: str | None, all_types:
           compartment: tuple[str, str] | None, restriction: visibility.RestrictionOf | None) -> Plan:
     types = parsed.types
     r = contained.searched(parsed.controls.contained)
-    where, driven = where_clause(parsed, r, all_types=all_types, estimate=_estimate_rows(uow))
+    where, probes, driven = staged_where(parsed, r, all_types=all_types, estimate=_estimate_rows(uow))
     if compartment:
         where = where & compartment_condition(r, compartment[0], compartment[1], types)
-    if parsed.controls.contained != "false" and parsed.controls.contained_type == "container":
-        where, r = contained.containers(where, r), resources
+    if parsed.controls.contained != "false":
+        where, probes = and_(where, *probes), []
+        if parsed.controls.contained_type == "container":
+            where, r = contained.containers(where, r), resources
     if restriction is not None:
         if r is not resources:  # contained resources are shown with their containers
             visible = visibility.container_condition(uow, restriction, r)
@@ -118,13 +120,10 @@ def _plan(uow: UnitOfWork, parsed: ParsedQuery, res_type: str | None, all_types:
     controls = parsed.controls
     sort = [(sort_param(types[0], code, lookup), descending) for code, descending in controls.sort]
     unfiltered = not compartment and not any(parsed.criteria[t] for t in types)
-    # when every candidate is visited anyway (a driving test, or an ORDER BY of _sort), counting them
-    # in the same statement is free; a walk in index order that stops at a full page is not
-    counts = (driven or bool(sort)) and not unfiltered and controls.total != "none"
-    columns = [r.c.rid, func.count().over()] if counts else [r.c.rid]
-    page = (select(*columns).where(where).order_by(*order_by(sort, r))
-            .limit(controls.count + 1).offset(controls.offset))
-    return Plan(parsed, where, page, counts, unfiltered, r)
+    counted = paging.counts(driven, probes, sort, unfiltered, controls.total)
+    page = paging.page_rids(uow.store.dialect, r, where, probes, sort, counted=counted,
+                            limit=controls.count + 1, offset=controls.offset)
+    return Plan(parsed, and_(where, *probes), page, counted, unfiltered, r)
 
 
 def search(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, str]], *, base: str | None = None,
@@ -144,9 +143,12 @@ def search(uow: UnitOfWork, res_type: str | None, query: list[tuple[str, str]], 
         return result
     controls = parsed.controls
     fast = None
-    if _prepared(parsed, res_type, all_types, compartment, restriction):
+    cached, visible = _prepared(uow, parsed, res_type, all_types, compartment, restriction)
+    if cached:
+        if visible is not None and controls.total == "estimate":
+            controls.total = "accurate"  # the planner's estimate would count hidden resources
         sort = [(sort_param(parsed.types[0], code, lookup), descending) for code, descending in controls.sort]
-        fast = prepared.page(uow, parsed, all_types, sort, _estimate_rows(uow))
+        fast = prepared.page(uow, parsed, all_types, sort, _estimate_rows(uow), visible)
     if fast is not None:
         result.matches, counted, result.has_next = fast
         fetched = len(result.matches)
@@ -226,12 +228,20 @@ def _estimate(uow: UnitOfWork, where, rows=resources) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def _prepared(parsed: ParsedQuery, res_type: str | None, all_types: bool, compartment,
-              restriction: visibility.RestrictionOf | None) -> bool:
-    """Whether the page can come from the shape cache (prepared.py): a plain search of resources whose
-    restriction, if any, hides nothing; counting only (`_summary=count`, `_count=0`) builds as before."""
+def _prepared(uow: UnitOfWork, parsed: ParsedQuery, res_type: str | None, all_types: bool, compartment,
+              restriction: visibility.RestrictionOf | None) -> tuple[bool, visibility.Traced | None]:
+    """Whether the page can come from the shape cache (prepared.py), and the restriction's part of its
+    statement: a plain search of resources, of one type when the restriction hides something;
+    counting only (`_summary=count`, `_count=0`) builds as before."""
     controls = parsed.controls
     if compartment or controls.contained != "false" or controls.summary == "count" or controls.count == 0:
-        return False
-    return restriction is None or visibility.shows_everything(
-        visibility.restriction_for(restriction, res_type), None if all_types else parsed.types)
+        return False, None
+    if restriction is None:
+        return True, None
+    rule = visibility.restriction_for(restriction, res_type)
+    if visibility.shows_everything(rule, None if all_types else parsed.types):
+        return True, None
+    if all_types or len(parsed.types) != 1:
+        return False, None
+    visible = visibility.traced(uow, rule, parsed.types[0])
+    return visible is not None, visible

@@ -31,6 +31,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import TYPE_CHECKING, Union
 
@@ -41,6 +42,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ihs.fhir.definitions import compartments
 from ihs.fhir.errors import FhirError
 from ihs.store.schema import idx_reference, idx_token, resources
+from ihs.store.search.slots import tag
 from ihs.store.store import UnitOfWork
 
 if TYPE_CHECKING:
@@ -90,17 +92,96 @@ def condition(uow: UnitOfWork, restriction: "Restriction", r, types: Sequence[st
         return None
     if restriction.nothing:
         return false()
+    return _cached(uow, restriction, r, types, drive)[0]
+
+
+def _cached(uow: UnitOfWork, restriction: "Restriction", r, types: Sequence[str] | None,
+            drive: bool) -> tuple[ColumnElement, tuple[bool, ...]]:
+    """(the condition, the semi-join choices made building it), built once per CACHE_SECONDS."""
     key = (id(uow.store), r, tuple(types) if types is not None else None, drive, _restriction_key(restriction))
     cached = _compiled.get(key)
     if cached is not None and cached[0] > time.monotonic():
         return cached[1]
-    compiled = _condition(uow, restriction, r, types, drive)
+    choices: list[bool] = []
+
+    def few(rows) -> bool:
+        choices.append(_few(uow, rows))
+        return choices[-1]
+
+    compiled = (_condition(uow, restriction, r, types, drive, few), tuple(choices))
     with _compiled_lock:  # requests run in a thread pool
         _compiled[key] = (time.monotonic() + CACHE_SECONDS, compiled)
         _compiled.move_to_end(key)
         while len(_compiled) > CACHE_SIZE:
             _compiled.popitem(last=False)
     return compiled
+
+
+@dataclass(frozen=True)
+class Traced:
+    """The restriction of a one-type search as part of a cached statement (ihs/store/search/shapes.py):
+    `key` is everything that decides its SQL (the rules, how many values of each kind, the semi-join
+    choices), `values` its values in slot order, `build(first)` the condition on `resources` with
+    those values tagged from slot `first` on."""
+
+    key: tuple
+    values: list
+    build: Callable[[int], ColumnElement]
+
+
+def traced(uow: UnitOfWork, restriction: "Restriction", res_type: str) -> Traced | None:
+    """The restriction, hiding something, of a search of `res_type` alone as a `Traced`; None for one that
+    shows nothing of the type or whose patient lists travel as one array parameter (built each time)."""
+    if restriction.nothing or _signature(restriction, res_type) is None:
+        return None
+    merged = _grants(restriction, res_type)
+    if any(len(patients) > LONG_LIST for _, patients in merged) or \
+            len(restriction.within_patients or ()) > LONG_LIST:
+        return None
+    # one grant per set of excluded labels, as the rules see them: no patient id is listed twice
+    restriction = replace(restriction.for_type(res_type), grants=tuple(
+        replace(restriction.grants[0], patients=patients, types=None, excluded_labels=labels)
+        for labels, patients in merged))
+    choices = _cached(uow, restriction, resources, [res_type], True)[1]
+    values: list[str] = []
+    _relabelled(restriction, values.append)
+    key = ("restricted", res_type, choices, _shape_of(restriction, res_type))
+
+    def build(first: int) -> ColumnElement:
+        position = iter(range(first, first + len(values)))
+        tagged = _relabelled(restriction, lambda value: tag(value, (next(position), ())))
+        replay = iter(choices)
+        return _Rules(uow, tagged, [res_type], resources, lambda rows: next(replay)).condition(drive=True)
+
+    return Traced(key, values, build)
+
+
+def _relabelled(restriction: "Restriction", each: Callable[[str], object]) -> "Restriction":
+    """The restriction with every patient id and coding passed through `each`, in one fixed order."""
+    def ids(patients):
+        return None if patients is None else frozenset(each(p) for p in sorted(patients))
+
+    def codings(pairs):
+        return frozenset((system if system is None else each(system), code if code is None else each(code))
+                         for system, code in sorted(pairs, key=lambda c: (c[0] or "", c[1] or "")))
+
+    grants = tuple(replace(g, patients=ids(g.patients), excluded_labels=codings(g.excluded_labels))
+                   for g in restriction.grants)
+    return replace(restriction, grants=grants, tags=codings(restriction.tags),
+                   excluded_labels=codings(restriction.excluded_labels),
+                   within_patients=ids(restriction.within_patients))
+
+
+def _shape_of(restriction: "Restriction", res_type: str) -> tuple:
+    """What decides the SQL of the rules for `res_type` besides the values: which rules, how many values."""
+    def codings(pairs):
+        return tuple(sorted((system is None, code is None) for system, code in pairs))
+
+    grants = tuple((codings(labels), len(patients)) for labels, patients in _grants(restriction, res_type))
+    return (restriction.everything, restriction.types, restriction.open_types, restriction.unattached,
+            tuple(sorted(restriction.criteria.items())), codings(restriction.tags),
+            codings(restriction.excluded_labels), grants,
+            None if restriction.within_patients is None else len(restriction.within_patients))
 
 
 _compiled: OrderedDict = OrderedDict()
@@ -114,7 +195,7 @@ def _restriction_key(restriction: "Restriction") -> tuple:
 
 
 def _condition(uow: UnitOfWork, restriction: "Restriction", r, types: Sequence[str] | None,
-               drive: bool) -> ColumnElement:
+               drive: bool, few: Callable[[object], bool]) -> ColumnElement:
     single = types is not None and len(types) == 1  # the statement already names the type
     if types is None:
         types = [t for t in _all_types() if restriction.types is None or t in restriction.types]
@@ -127,7 +208,7 @@ def _condition(uow: UnitOfWork, restriction: "Restriction", r, types: Sequence[s
         return false()
     parts = []
     for key, group in groups.items():
-        rules = _Rules(uow, restriction, group, r)
+        rules = _Rules(uow, restriction, group, r, few)
         test = rules.condition(drive=drive and single)
         parts.append(test if single else and_(_in_list(r.c.res_type, group), test))
     return parts[0] if len(parts) == 1 else or_(*parts)
@@ -225,8 +306,10 @@ def _signature(restriction: "Restriction", res_type: str) -> tuple | None:
 class _Rules:
     """The SQL of the rules for a group of types that the restriction treats alike."""
 
-    def __init__(self, uow: UnitOfWork, restriction: "Restriction", types: list[str], r):
+    def __init__(self, uow: UnitOfWork, restriction: "Restriction", types: list[str], r,
+                 few: Callable[[object], bool]):
         self.uow, self.restriction, self.types, self.r = uow, restriction, types, r
+        self.few = few  # whether a union of index rows is small enough for a semi-join (_few)
         self.first = types[0]
         self.is_patient = types == ["Patient"]
 
@@ -256,7 +339,7 @@ class _Rules:
             return true()  # resources of these types are in no patient's compartment
         grants = _grants(restriction, res_type)
         union = self._driving_union(grants) if drive else None
-        if union is not None and _few(self.uow, union):
+        if union is not None and self.few(union):
             if not unattached:
                 return self.r.c.rid.in_(union)
             # evaluated once into a set: one probe per candidate is left, for "in no patient's record"
@@ -329,7 +412,7 @@ class _Rules:
             x = idx_reference.alias()
             rows = select(x.c.rid).where(x.c.res_type == self.first, _in_list(x.c.param, _compartment_params(self.first)),
                                          x.c.target_type == "Patient", self._ids(x.c.target_id, patients))
-            if _few(self.uow, rows):
+            if self.few(rows):
                 return self.r.c.rid.in_(rows)
         return self._compartment_probe(patients)
 

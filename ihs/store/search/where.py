@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal_column, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ihs.fhir.definitions import compartments
 from ihs.fhir.errors import FhirError
-from ihs.store.schema import INDEX_TABLES, idx_reference, resources
+from ihs.store.schema import INDEX_TABLES, contained_resources, idx_reference, resources
 from ihs.store.search.conditions import (leaf_condition, leaf_rows, negated, probe, rows_test, selectivity,
                                          type_filter)
 from ihs.store.search.query import Chain, Has, Leaf, Node, ParsedQuery
-from ihs.store.search.ranges import Window, point_like, window_rows, windows
+from ihs.store.search.ranges import Window, window_rows, windows
 from ihs.store.search.special import Special
 
 ALL_TYPES = None  # a `types` value meaning: no restriction on the resource type
@@ -39,7 +39,7 @@ Estimator = Callable[[object, object], int]  # (leaf or window, types) -> its in
 def rank(node) -> int:
     """How selective a criterion is likely to be (lower: fewer matches); see conditions.selectivity."""
     if isinstance(node, Window):
-        return 5 if point_like(node.param) else 8
+        return 5  # a narrow range of the low index (ranges.py)
     if isinstance(node, Leaf):
         return 7 if node.param.code == "_lastUpdated" else selectivity(node)
     if isinstance(node, Chain):
@@ -105,18 +105,27 @@ def conditions(nodes: list[Node], r, types: Sequence[str] | None,
                estimate: Estimator | None = None) -> tuple[list[ColumnElement], bool]:
     """The conditions of AND-ed criteria -- the driver as `rid IN (...)`, the others probed per
     candidate -- and whether some test (or `_id`) drives."""
+    driving, probes, driven = split_conditions(nodes, r, types, estimate)
+    return driving + probes, driven
+
+
+def split_conditions(nodes: list[Node], r, types: Sequence[str] | None,
+                     estimate: Estimator | None = None) -> tuple[list[ColumnElement], list[ColumnElement], bool]:
+    """(the driving test, if one drives, as a list; the probes; whether some test or `_id` drives)."""
     if not nodes:
-        return [], False
+        return [], [], False
     nodes = windows(nodes)
     driver, rows = choose_driver(nodes, types, estimate)
-    tests = [node_condition(n, r, types, driving=(i == driver)) for i, n in enumerate(nodes)]
-    return tests, driver is not None or rows is not None
+    driving = [node_condition(n, r, types, driving=True) for i, n in enumerate(nodes) if i == driver]
+    probes = [node_condition(n, r, types, driving=False) for i, n in enumerate(nodes) if i != driver]
+    return driving, probes, driver is not None or rows is not None
 
 
 def node_condition(node: Node, r, types: Sequence[str] | None, driving: bool = True) -> ColumnElement:
     """The condition on resources alias `r` (of `types`) for one criterion tree."""
     if isinstance(node, Window):
-        return rows_test(r.c.rid, window_rows(node, types if driving else None), negated=False, driving=driving)
+        return rows_test(r.c.rid, window_rows(node, types if driving else None, driving), negated=False,
+                         driving=driving)
     if isinstance(node, Leaf):
         return leaf_condition(node, r, types, driving)
     if isinstance(node, Chain):
@@ -154,9 +163,38 @@ def _chain_condition(chain: Chain, r, types: Sequence[str] | None, driving: bool
         else:  # per candidate: does what it refers to match?
             matching = targets.where(r2.c.res_id == ref.c.target_id, node_condition(inner, r2, [target], False))
             per_target.append(and_(ref.c.target_type == target, probe(matching)))
+    # or a reference "#id" to a resource contained in the candidate, unless the candidates are contained
+    # resources themselves (a reference between two resources of one container is not followed)
+    local = "container_rid" not in r.c
+    if local and not driving:
+        per_target += [and_(ref.c.target_type.is_(None), _local_probe(ref, target, inner))
+                       for target, inner in chain.targets]
     rows = select(ref.c.rid).where(type_filter(ref.c.res_type, types), ref.c.param == chain.param.code,
                                    or_(*per_target) if len(per_target) > 1 else per_target[0])
+    if local and driving:  # a branch of its own, not an OR, so each keeps its index plan
+        rows = rows.union_all(*(_local_rows(chain.param.code, types, target, inner)
+                                for target, inner in chain.targets))
     return rows_test(r.c.rid, rows, negated=False, driving=driving)
+
+
+# A local reference "#id" is indexed with its url only (no target type): it names the resource of that
+# id contained in the referring resource, whose own index rows carry its negative rid (contained.py).
+
+def _local_rows(param: str, types: Sequence[str] | None, target: str, inner):
+    """SELECT rid of the resources whose `param` is a local reference to a contained `target` matching `inner`."""
+    ref, c = idx_reference.alias(), contained_resources.alias()
+    return (select(ref.c.rid).join(c, c.c.container_rid == ref.c.rid)
+            .where(type_filter(ref.c.res_type, types), ref.c.param == param, ref.c.target_type.is_(None),
+                   ref.c.url == literal_column("'#'") + c.c.res_id, c.c.res_type == target,
+                   *conditions([inner], c, [target])[0]))
+
+
+def _local_probe(ref, target: str, inner) -> ColumnElement:
+    """Whether the reference row `ref` is local and names a contained `target` matching `inner`."""
+    c = contained_resources.alias()
+    return probe(select(c.c.rid).where(c.c.container_rid == ref.c.rid, c.c.res_type == target,
+                                       ref.c.url == literal_column("'#'") + c.c.res_id,
+                                       node_condition(inner, c, [target], False)))
 
 
 def _ids(leaf: Leaf) -> list[str]:
@@ -214,15 +252,24 @@ def where_clause(parsed: ParsedQuery, r, *, all_types: bool = False,
                  estimate: Estimator | None = None) -> tuple[ColumnElement, bool]:
     """The WHERE of a search: live resources of the searched types matching every criterion; and
     whether a selective test drives it (when False, candidates are walked in index order)."""
+    where, probes, driven = staged_where(parsed, r, all_types=all_types, estimate=estimate)
+    return and_(where, *probes), driven
+
+
+def staged_where(parsed: ParsedQuery, r, *, all_types: bool = False,
+                 estimate: Estimator | None = None) -> tuple[ColumnElement, list[ColumnElement], bool]:
+    """`where_clause` in two parts when a test drives: (the WHERE of the driven candidates, the probes
+    every match must also pass, whether a selective test drives); no probes are left out otherwise."""
     types = parsed.types
     if _shared_criteria(parsed):
         first = parsed.criteria[types[0]]
         scope = ALL_TYPES if all_types else types
-        tests, driven = conditions([c.node for c in first], r, scope, estimate)
-        return and_(type_filter(r.c.res_type, scope), live(r), *tests), driven
+        driving, probes, driven = split_conditions([c.node for c in first], r, scope, estimate)
+        where = and_(type_filter(r.c.res_type, scope), live(r), *driving)
+        return (where, probes, driven) if driving else (and_(where, *probes), [], driven)
     per_type = [and_(r.c.res_type == t, *conditions([c.node for c in parsed.criteria[t]], r, [t])[0])
                 for t in types]
-    return and_(live(r), or_(*per_type)), False
+    return and_(live(r), or_(*per_type)), [], False
 
 
 def _shared_criteria(parsed: ParsedQuery) -> bool:
