@@ -25,6 +25,9 @@ keeps the members whose Patient resource the caller may see, and fails as "not k
 it may not see; a deletion is listed only when the policy shows the deleted resource's last version.
 The caller travels in the request as its claims (`caller_claims`), so a worker resuming a job
 decides with the policy as it stands then; a request without a caller (the CLI) exports everything.
+For a caller, the result names the patients whose records the files carry (`ExportResult.patients`,
+ihs/analytics/export_patients.py) and those the policy showed only by an open break-the-glass
+grant, for the job's AuditEvents (ihs/analytics/export_audit.py).
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ import orjson
 
 from ihs.analytics.compartment import active_members, group_patients, patient_compartment_types, patients_of
 from ihs.analytics.deidentify import Deidentifier
+from ihs.analytics.export_patients import ExportedPatients
 from ihs.analytics.source import filtered_resources, type_filter_queries
 from ihs.auth import policy
 from ihs.auth.principal import Principal
@@ -124,6 +128,8 @@ class ExportResult:
     transaction_time: int  # microseconds since the epoch
     files: list[ExportFile]
     deleted: list[ExportFile] = field(default_factory=list)  # Bundles of DELETE requests (with _since)
+    patients: set[str] = field(default_factory=set)  # whose records the files carry (for a caller only)
+    break_glass: set[str] = field(default_factory=set)  # of those, shown only by break-the-glass grants
 
 
 Progress = Callable[[str, int, int, int], None]  # (current type, types done, types in all, resources written)
@@ -144,6 +150,8 @@ def export(store: Store, request: ExportRequest, directory: Path, *, progress: P
     types = [t for t in _types(request) if not (restrictions.get(t) and restrictions[t].nothing)]
     filters = type_filter_queries(request.type_filters)
     belongs, newcomers = _membership(store, request, restrictions)
+    carried = ExportedPatients({t: policy.break_glass_patients(r, t) for t, r in restrictions.items()}) \
+        if request.caller is not None else None
     files, written = [], 0
     for done, res_type in enumerate(types):
         if progress:
@@ -166,6 +174,8 @@ def export(store: Store, request: ExportRequest, directory: Path, *, progress: P
                     raise Cancelled()
                 if belongs is not None and not belongs(stored):
                     continue
+                if carried is not None:
+                    carried.add(stored)
                 out.write(stored.content if deidentifier is None else
                           orjson.dumps(deidentifier.resource(stored.resource())).decode())
                 out.write("\n")
@@ -188,7 +198,9 @@ def export(store: Store, request: ExportRequest, directory: Path, *, progress: P
                 deleted.append(found)
     if progress:
         progress("", len(types), len(types), written)
-    return ExportResult(transaction_time, files, deleted)
+    if carried is None:
+        return ExportResult(transaction_time, files, deleted)
+    return ExportResult(transaction_time, files, deleted, carried.patients, carried.break_glass)
 
 
 def _deletions(store: Store, request: ExportRequest, res_type: str, belongs: Callable | None,

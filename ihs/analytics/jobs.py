@@ -15,6 +15,8 @@ that its writes no longer land and stops, so a job is never finished twice.
 
 The request in the row carries the caller's claims (`ExportRequest.caller`), not a request context:
 whichever worker runs or resumes the job asks the access policy for that caller (ihs/analytics/bulk.py).
+A job completes in one transaction with its AuditEvents naming the patients it exported
+(ihs/analytics/export_audit.py): a run that lost its lease records nothing.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ from sqlalchemy import (BigInteger, Boolean, Column, Integer, LargeBinary, MetaD
 
 from ihs.analytics.bulk import Cancelled, ExportRequest, export
 from ihs.analytics.deidentify import pseudonym_key
+from ihs.analytics.export_audit import completion_events
+from ihs.audit.chain import record_many
 from ihs.fhir.errors import FhirError, NotFound
 from ihs.store.store import Store
 
@@ -211,6 +215,16 @@ class ExportJobs:
         if not changed:
             raise LostLease()
 
+    def _complete(self, job_id: str, runner: str, events: list[dict], **values) -> None:
+        """Mark the job complete and put its AuditEvents on the chain, together; LostLease as `_update`."""
+        with self.store.session(write=True) as uow:
+            record_many(uow, events, checked=True)
+            changed = uow.conn.execute(update(export_jobs).where(
+                export_jobs.c.id == job_id, export_jobs.c.runner == runner,
+                export_jobs.c.cancelled == false()).values(status="complete", progress="complete", **values)).rowcount
+            if not changed:
+                raise LostLease()  # rolls the events back with the unit of work
+
     def _run(self, job_id: str, runner: str, request: ExportRequest) -> None:
         folder = Path(tempfile.mkdtemp(prefix=f"ihs-export-{job_id[:8]}-"))
         flags = {"cancelled": False, "lost": False, "progress": "started"}
@@ -231,8 +245,8 @@ class ExportJobs:
             files = [{"type": f.type, "path": f.path.name, "count": f.count} for f in result.files]
             files += [{"type": f.type, "path": f.path.name, "count": f.count, "deleted": True} for f in result.deleted]
             self._store_files(job_id, runner, folder, [f["path"] for f in files])
-            self._update(job_id, runner, status="complete", progress="complete",
-                         transaction_time=result.transaction_time, files=orjson.dumps(files).decode())
+            self._complete(job_id, runner, completion_events(request, result, job_id),
+                           transaction_time=result.transaction_time, files=orjson.dumps(files).decode())
         except (Cancelled, LostLease):
             self._discard(job_id, runner)
         except FhirError as exc:

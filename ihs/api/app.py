@@ -23,14 +23,19 @@ from ihs.store.store import Store
 log = logging.getLogger("ihs.api")
 
 
+def _audit(request: Request, action: str, **access):
+    """The access's AuditEvent commit, for `in_session` to run on the read's own worker thread."""
+    return lambda: security.record_access(store_of(request), action, **access)
+
+
 # -- instance level -----------------------------------------------------------------------------
 
 async def read(request: Request) -> Response:
     mark(request, "read")
     t, i = request.path_params["type"], request.path_params["id"]
-    outcome = await in_session(request, lambda uow: interactions.read(uow, t, i), write=False)
+    outcome = await in_session(request, lambda uow: interactions.read(uow, t, i), write=False,
+                               then=_audit(request, "read", reference=f"{t}/{i}"))
     stored = outcome.stored
-    await security.audit_access(store_of(request), "read", reference=f"{t}/{i}")
     if request.headers.get("if-none-match", "").replace("W/", "").strip('"') == str(stored.version):
         return Response(status_code=304, headers={"ETag": stored.etag})
     since = request.headers.get("if-modified-since")
@@ -47,9 +52,8 @@ async def vread(request: Request) -> Response:
     mark(request, "vread")
     p = request.path_params
     outcome = await in_session(request, lambda uow: interactions.vread(uow, p["type"], p["id"], p["vid"]),
-                                write=False)
-    await security.audit_access(store_of(request), "vread",
-                                reference=f"{p['type']}/{p['id']}/_history/{p['vid']}")
+                               write=False, then=_audit(request, "vread",
+                                                        reference=f"{p['type']}/{p['id']}/_history/{p['vid']}"))
     return outcome_response(request, outcome, base_url(request))
 
 
@@ -90,9 +94,8 @@ async def instance_history(request: Request) -> Response:
         interactions.check_history(uow, p["type"], p["id"])
         return history.bundle(uow, request.query_params, base_url(request), p["type"], p["id"])
 
-    body = await in_session(request, work, write=False)
-    await security.audit_access(store_of(request), "history",
-                                reference=f"{p['type']}/{p['id']}")
+    body = await in_session(request, work, write=False,
+                            then=_audit(request, "history", reference=f"{p['type']}/{p['id']}"))
     return fhir_response(body)
 
 
@@ -143,9 +146,9 @@ async def _search(request: Request, res_type: str | None) -> Response:
         security.check_search(uow, res_type)
         return searching.search_bundle(uow, res_type, query, base=base_url(request), lenient=lenient)
 
-    body = await in_session(request, work, write=False)
-    await security.audit_access(store_of(request), "search", query=request.url.query,
-                                interaction="search-type" if res_type else "search-system")
+    body = await in_session(request, work, write=False,
+                            then=_audit(request, "search", query=request.url.query,
+                                        interaction="search-type" if res_type else "search-system"))
     return fhir_response(body)
 
 
@@ -165,9 +168,8 @@ async def search_compartment(request: Request) -> Response:
         return searching.compartment_bundle(uow, p["type"], p["id"], p["target"], query, base=base_url(request),
                                             lenient=lenient)
 
-    body = await in_session(request, work, write=False)
-    await security.audit_access(store_of(request), "search", query=request.url.query,
-                                interaction="search-compartment")
+    body = await in_session(request, work, write=False,
+                            then=_audit(request, "search", query=request.url.query, interaction="search-compartment"))
     return fhir_response(body)
 
 
@@ -180,8 +182,7 @@ async def type_history(request: Request) -> Response:
         security.check_search(uow, t)
         return history.bundle(uow, request.query_params, base_url(request), t)
 
-    body = await in_session(request, work, write=False)
-    await security.audit_access(store_of(request), "search", interaction="history-type")
+    body = await in_session(request, work, write=False, then=_audit(request, "search", interaction="history-type"))
     return fhir_response(body)
 
 
@@ -205,8 +206,7 @@ async def system_history(request: Request) -> Response:
         security.check_search(uow, None)
         return history.bundle(uow, request.query_params, base_url(request))
 
-    body = await in_session(request, work, write=False)
-    await security.audit_access(store_of(request), "search", interaction="history-system")
+    body = await in_session(request, work, write=False, then=_audit(request, "search", interaction="history-system"))
     return fhir_response(body)
 
 

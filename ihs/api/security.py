@@ -13,6 +13,7 @@ import threading
 from contextvars import ContextVar
 from weakref import WeakKeyDictionary
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.requests import Request
 
@@ -20,6 +21,7 @@ from ihs.api.http import fhir_response
 from ihs.audit import audit_event, from_principal, outcome_of, record
 from ihs.audit.writer import AuditWriter
 from ihs.auth import policy
+from ihs.auth.break_glass import patients_in_query, record_use
 from ihs.auth.errors import Unauthorized
 from ihs.auth.principal import Principal
 from ihs.fhir.errors import FhirError
@@ -35,6 +37,9 @@ auditing_entries: ContextVar[bool] = ContextVar("ihs_auditing_entries", default=
 # The patients whose records the policy let this request see, for its AuditEvent. A set the
 # middleware creates: the policy runs on worker threads, whose context is a copy of the request's.
 accessed_patients: ContextVar[set | None] = ContextVar("ihs_accessed_patients", default=None)
+# Of those, the patients this request reached only by break-the-glass (a claim or an open grant): their
+# grants are recorded and the request is audited with purpose of use BTG. Also a set the middleware creates.
+break_glass_used: ContextVar[set | None] = ContextVar("ihs_break_glass_used", default=None)
 
 
 class AuthenticationMiddleware:
@@ -58,9 +63,11 @@ class AuthenticationMiddleware:
         scope.setdefault("state", {})["principal"] = principal
         token = current_principal.set(principal)
         patients = accessed_patients.set(set())
+        emergency = break_glass_used.set(set())
         try:
             await self.app(scope, receive, send)
         finally:
+            break_glass_used.reset(emergency)
             accessed_patients.reset(patients)
             current_principal.reset(token)
 
@@ -74,6 +81,31 @@ def check(uow, action: str, res_type: str, resource: dict | None = None) -> None
     seen = accessed_patients.get()
     if decision.patients and seen is not None:
         seen.update(decision.patients)
+    if decision.break_glass:
+        _used_break_glass(uow, principal, decision.patients)
+
+
+def may_read(uow, res_type: str, resource: dict) -> bool:
+    """Whether the current caller may read `resource` (the records an operation gathers one by one);
+    what it may read counts as accessed, as for `check`."""
+    try:
+        check(uow, "read", res_type, resource)
+    except FhirError:
+        return False
+    return True
+
+
+def _used_break_glass(uow, principal: Principal, patients) -> None:
+    """Note the patients reached only by break-the-glass. A write unit of work records their grants
+    with the change; `record_access` records those of reads and searches."""
+    used, seen = break_glass_used.get(), accessed_patients.get()
+    if used is not None:
+        used.update(patients)
+    if seen is not None:
+        seen.update(patients)
+    if uow.conn.get_execution_options().get("ihs_write"):
+        for patient in sorted(patients):
+            record_use(uow, principal, patient, policy.default_policy().config)
 
 
 def check_search(uow, res_type: str | None) -> None:
@@ -93,25 +125,38 @@ def search_restriction(uow, res_type: str | None, query=(), compartment: tuple[s
     the policy's restriction for each resource type the search or its includes reach.
 
     Under a break-the-glass claim the patients the query names (`patient=`, `Patient/x/...`) open.
+    Each type's restriction, when asked for, notes the patients it shows only by break-the-glass (a
+    claim or an open grant): those the query names, or all of them when it names no patient. The
+    access to them is granted whether or not anything of theirs matches, so it is recorded either
+    way (`break_glass.record_use`, and purpose of use BTG in the search's AuditEvent).
     """
     principal = current_principal.get()
     if principal is None:
         return None
-    from ihs.auth.break_glass import patients_in_query
-
-    named = patients_in_query(res_type, list(query), compartment) if principal.break_glass else ()
-    by_type = {res_type: policy.search_restriction(principal, res_type, uow, patients=named)}
-    if _unrestricted(by_type[res_type]):  # then includes of other types may still be narrower
-        overall = by_type[None] = by_type.get(None) or policy.search_restriction(principal, None, uow, patients=named)
-        if _unrestricted(overall):
-            return None
+    named = patients_in_query(res_type, list(query), compartment)
+    opened = named if principal.break_glass else ()
+    by_type = {}
 
     def restriction_of(resource_type: str | None):
         if resource_type not in by_type:
-            by_type[resource_type] = policy.search_restriction(principal, resource_type, uow, patients=named)
+            found = by_type[resource_type] = policy.search_restriction(principal, resource_type, uow, patients=opened)
+            emergency = policy.break_glass_patients(found, resource_type)
+            if named:
+                emergency &= frozenset(named)
+            if emergency:
+                _used_break_glass(uow, principal, emergency)
         return by_type[resource_type]
 
+    # includes of other types may be narrower than an unrestricted searched type
+    if _unrestricted(restriction_of(res_type)) and _unrestricted(restriction_of(None)):
+        return None
     return restriction_of
+
+
+def reach_record(uow, patient_id: str) -> None:
+    """Note an operation over Patient/`patient_id`'s whole record ($everything) as the search
+    `Patient/<id>/*` is noted: under break-the-glass, whether or not any of its resources needs it."""
+    search_restriction(uow, None, (), ("Patient", patient_id))
 
 
 def _unrestricted(restriction) -> bool:
@@ -129,7 +174,8 @@ def audit_write(uow, action: str, reference: str) -> None:
     """Record a change in its own unit of work, so the AuditEvent commits with the change."""
     principal = current_principal.get()
     if principal is not None and auditing_entries.get():
-        record(uow, audit_event(action, resource=reference, **from_principal(principal)), checked=True)
+        record(uow, audit_event(action, resource=reference,
+                                **from_principal(principal, break_glass=bool(break_glass_used.get()))), checked=True)
 
 
 _writers: WeakKeyDictionary = WeakKeyDictionary()
@@ -152,22 +198,49 @@ def close_audit_writer(store) -> None:
         writer.close()
 
 
-async def audit_access(store, action: str, *, status: int = 200, reference: str | None = None,
-                       query: str | None = None, interaction: str | None = None) -> None:
+def record_access(store, action: str, *, status: int = 200, reference: str | None = None,
+                  query: str | None = None, interaction: str | None = None) -> None:
     """Record a read, search or refused access; returns once its AuditEvent is committed.
 
-    Concurrent requests share the commit (ihs/audit/writer.py). An access that cannot be recorded
-    is not answered: 503, whatever the request would have returned.
+    Runs on the request's worker thread, right after the read's unit of work (`in_session`'s
+    `then`); concurrent requests share the commit (ihs/audit/writer.py). An access that cannot be
+    recorded is not answered: 503, whatever the request would have returned.
     """
     principal = current_principal.get()
     if principal is None:
         return
+    break_glass = _record_break_glass(store, principal, status)
     if query:
         query = store.protection.masked_query(query)  # resident ID numbers never reach the audit trail
     event = audit_event(action, outcome=outcome_of(status), resource=reference, query=query, interaction=interaction,
-                        patients=sorted(accessed_patients.get() or ()), **from_principal(principal))
+                        patients=sorted(accessed_patients.get() or ()),
+                        **from_principal(principal, break_glass=break_glass))
     try:
-        await audit_writer(store).append(event, checked=True)
+        audit_writer(store).write(event, checked=True)
     except Exception as exc:
         raise FhirError("the access could not be written to the audit trail, so it is not answered; retry later",
                         503, code="transient") from exc
+
+
+async def audit_access(store, action: str, **access) -> None:
+    """`record_access` for a caller on the event loop."""
+    if current_principal.get() is not None:
+        await run_in_threadpool(record_access, store, action, **access)
+
+
+def _record_break_glass(store, principal: Principal, status: int) -> bool:
+    """Record the break-the-glass grants (and their notifications) of an answered access; whether it used any.
+
+    Before the access's AuditEvent, in a write unit of work of their own (reads and searches have
+    none); a grant already open is found, not opened again, so nobody is notified twice.
+    """
+    used = sorted(break_glass_used.get() or ())
+    if used and status < 400:
+        try:
+            with store.session(write=True) as uow:
+                for patient in used:
+                    record_use(uow, principal, patient, policy.default_policy().config)
+        except Exception as exc:
+            raise FhirError("the emergency access could not be recorded, so it is not answered; retry later",
+                            503, code="transient") from exc
+    return bool(used)

@@ -177,29 +177,38 @@ def record_many(uow, events: list[dict], *, checked: bool = False) -> list:
     if not checked:
         for event in chained:
             validate(event)
-    stored = [uow.create(event) for event in chained]
+    stored = [uow.create(event, publish=False) for event in chained]  # the chain is their feed, not the outbox
     _advance(uow.conn, dialect, links)
     return stored
 
 
-def append(conn, store, events: list[dict]) -> list[str]:
-    """Put valid AuditEvents on the chain in the caller's write transaction on `conn`, to be filed later.
+def append(cursor, dialect: str, events: list[dict]) -> list[str]:
+    """Put valid AuditEvents on the chain in the caller's write transaction, to be filed later.
 
-    For reads and searches (ihs/audit/writer.py): the transaction writes two small rows per event
-    (its chain link and its content in `audit_pending`), so it commits in a fraction of what
-    storing an indexed resource costs; `file_pending` then stores the events as AuditEvent
-    resources, many per transaction. Until then `verify` reads them from `audit_pending`.
+    For reads and searches (ihs/audit/writer.py), on a driver cursor: the transaction writes two
+    small rows per event (its chain link and its content in `audit_pending`), so it commits in a
+    fraction of what storing an indexed resource costs; `file_pending` then stores the events as
+    AuditEvent resources, many per transaction. Until then `verify` reads them from `audit_pending`.
     Returns the events' ids.
     """
     if not events:
         return []
-    dialect = store.dialect
-    _ensure_schema(conn, store.engine)
-    chained, links = _chained(events, *_head(conn, dialect))
-    conn.exec_driver_sql(_PENDING_SQL[dialect], [(link[0], orjson.dumps(event).decode())
-                                                 for link, event in zip(links, chained)])
-    _advance(conn, dialect, links)
+    cursor.execute(_HEAD_SQL[dialect])
+    head = cursor.fetchone()
+    if head is None:
+        raise RuntimeError("the audit chain has no head row; run create_audit_schema(engine)")
+    chained, links = _chained(events, head[0], head[1])
+    cursor.executemany(_PENDING_SQL[dialect], [(link[0], orjson.dumps(event).decode())
+                                               for link, event in zip(links, chained)])
+    cursor.executemany(_LINK_SQL[dialect], links)
+    cursor.execute(_MOVE_HEAD_SQL[dialect], (links[-1][0], links[-1][2]))
     return [link[1] for link in links]
+
+
+def ensure_audit_schema(engine: Engine) -> None:
+    """`create_audit_schema` once per engine in this process."""
+    if id(engine) not in _ready:
+        create_audit_schema(engine)
 
 
 def file_pending(store, limit: int = 100) -> int:
@@ -214,7 +223,7 @@ def file_pending(store, limit: int = 100) -> int:
             uow.conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         rows = uow.conn.exec_driver_sql(_TAKE_PENDING_SQL[dialect], (limit,)).all()
         for _seq, content in rows:
-            uow.create(orjson.loads(content))
+            uow.create(orjson.loads(content), publish=False)  # the chain itself is the audit trail's feed
         if rows:
             uow.flush()
             uow.conn.exec_driver_sql(_FILED_SQL[dialect], [(row[0],) for row in rows])

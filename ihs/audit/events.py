@@ -141,8 +141,12 @@ def _entities(resource, patients, query) -> list[dict]:
     return entities
 
 
-def from_principal(principal) -> dict:
-    """`audit_event` keyword arguments describing an authenticated caller (an ihs.auth Principal)."""
-    purpose = ("BTG",) if getattr(principal, "break_glass", None) else ()
+def from_principal(principal, *, break_glass: bool = False) -> dict:
+    """`audit_event` keyword arguments describing an authenticated caller (an ihs.auth Principal).
+
+    `break_glass`: the access reached a record only by emergency access (purpose of use BTG); a
+    caller claiming it for an access that needed no claim is not marked.
+    """
+    purpose = ("BTG",) if break_glass else ()
     return {"user": principal.fhir_user, "user_name": principal.subject, "client_id": principal.client_id,
             "roles": tuple(principal.roles), "organizations": tuple(principal.organizations), "purpose": purpose}

@@ -1,13 +1,14 @@
 """Group commit of AuditEvents for requests that change nothing (reads, searches, refusals, exports).
 
 A read has no transaction of its own to carry its AuditEvent, yet the event must be committed
-before the response is sent. `await writer.append(event)` queues the event and waits on an asyncio
-future; one committer thread per writer takes everything queued, puts it on the chain in one write
-transaction (`ihs.audit.chain.append`: a chain link and the event's content per event, two small
-rows) and resolves every waiting future with the commit's result. While it commits, the next
-requests queue up, so batches grow with the load without any timer. `write(event)` does the same
-for callers on a thread. A filer thread then stores the appended events as indexed AuditEvent
-resources, many per transaction (`ihs.audit.chain.file_pending`), shortly after the responses.
+before the response is sent. `writer.write(event)` runs on the request's own worker thread, right
+after the read: the first caller to find no commit running becomes the leader, takes everything
+queued, puts it on the chain in one write transaction on the writer's own driver connection
+(`ihs.audit.chain.append`: a chain link and the event's content per event, two small rows) and
+settles every ticket in the batch; callers that arrived meanwhile wait, and one of them leads the
+next commit. Batches grow with the load without any timer or extra thread hop. A filer thread then
+stores the appended events as indexed AuditEvent resources, several per transaction
+(`ihs.audit.chain.file_pending`), shortly after the responses.
 
 How durable the commit is before the request goes on (`IHS_READ_AUDIT_DURABILITY`):
 
@@ -23,7 +24,6 @@ work instead: it commits with the change.
 """
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import logging
 import os
@@ -32,16 +32,18 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ihs.audit.chain import append, file_pending
+from ihs.audit.chain import append, ensure_audit_schema, file_pending
 from ihs.fhir.validation import validate
 
 log = logging.getLogger("ihs.audit")
 
 DURABILITY = "IHS_READ_AUDIT_DURABILITY"
 LEVELS = ("commit", "flush")
-IDLE_SECONDS = 5.0  # a committer or filer thread with nothing to do for this long ends (restarted on demand)
+IDLE_SECONDS = 5.0  # a filer thread with nothing to do for this long ends (restarted on demand)
 FILE_DELAY = 0.1  # the filer lets appended events gather this long: fewer, larger transactions
-FILE_BATCH = 200  # events filed per transaction (SQLite: it holds the one write lock meanwhile)
+# Events filed per transaction. SQLite: few, since reads wait on its one write lock to commit their
+# own events; PostgreSQL locks rows, so filing never holds an append up and large batches cost less.
+FILE_BATCH = {"sqlite": 10, "postgresql": 200}
 
 
 def durability_from_env() -> str:
@@ -54,9 +56,7 @@ def durability_from_env() -> str:
 @dataclass
 class _Ticket:
     event: dict
-    future: asyncio.Future | None = None  # an async caller's
-    loop: asyncio.AbstractEventLoop | None = None
-    done: threading.Event | None = None  # a thread caller's
+    settled: bool = False
     error: BaseException | None = None
 
 
@@ -71,13 +71,13 @@ class AuditWriter:
         if self.durability not in LEVELS:
             raise ValueError(f"durability is 'commit' or 'flush', not {self.durability!r}")
         self.max_batch = max_batch
+        self.file_batch = FILE_BATCH[store.dialect]
         self._cond = threading.Condition()
         self._pending: list[_Ticket] = []
-        self._committer: threading.Thread | None = None
         self._committing = False
         self._filer: threading.Thread | None = None
         self._to_file = threading.Event()
-        self._conn = None  # the committer's own connection, kept between commits
+        self._raw = None  # the writer's own driver connection, kept between commits
         self._lock_file = _lock_path(store)
         self._held = threading.local()  # each thread's open lock file
         self._stopping = False
@@ -85,25 +85,26 @@ class AuditWriter:
         self.commits = 0  # transactions committed (with `events`: the mean batch size)
         self.events = 0
 
-    async def append(self, event: dict, *, checked: bool = False) -> None:
+    def write(self, event: dict, *, checked: bool = False) -> None:
         """Put `event` on the chain; returns once it is committed (raises what the commit raised).
 
         `checked=True`: the event comes from `audit_event` and needs no validation (see `record`).
         """
         if not checked:
             validate(event)  # a bad event fails its own caller, never the batch it would have joined
-        loop = asyncio.get_running_loop()
-        ticket = _Ticket(event, future=loop.create_future(), loop=loop)
-        self._enqueue(ticket)
-        await ticket.future
-
-    def write(self, event: dict, *, checked: bool = False) -> None:
-        """`append` for a caller on a thread: blocks until the event is committed."""
-        if not checked:
-            validate(event)
-        ticket = _Ticket(event, done=threading.Event())
-        self._enqueue(ticket)
-        ticket.done.wait()
+        ticket = _Ticket(event)
+        with self._cond:
+            self._stopping = False
+            self._pending.append(ticket)
+            while not ticket.settled:
+                if self._committing:
+                    self._cond.wait()
+                else:
+                    self._lead()
+            if ticket.error is None:
+                self._to_file.set()  # before the check: a filer about to end sees it under this lock
+                if self._filer is None:
+                    self._start_filer()
         if ticket.error is not None:
             raise ticket.error
 
@@ -115,91 +116,96 @@ class AuditWriter:
                 self._cond.wait(0.01)
         while time.monotonic() < deadline:
             with self._filing, self._serialized():
-                if not file_pending(self.store, FILE_BATCH):
+                if not file_pending(self.store, self.file_batch):
                     return
 
     def close(self, timeout: float = 10) -> None:
-        """Commit and file everything queued, then end the committer and filer threads (shutdown)."""
+        """Commit and file everything queued, then end the filer thread and the connection (shutdown)."""
         self.flush(timeout)
         with self._cond:
             self._stopping = True
-            threads = [t for t in (self._committer, self._filer) if t is not None]
-            self._cond.notify_all()
+            filer = self._filer
+            self._close()
         self._to_file.set()
-        for thread in threads:
-            thread.join(timeout)
+        if filer is not None:
+            filer.join(timeout)
 
-    # -- the committer -------------------------------------------------------------------------
+    # -- the commit ----------------------------------------------------------------------------
 
-    def _enqueue(self, ticket: _Ticket) -> None:
-        with self._cond:
-            self._stopping = False
-            self._pending.append(ticket)
-            if self._committer is None:
-                self._committer = threading.Thread(target=self._commit_queued, name="audit-committer", daemon=True)
-                self._committer.start()
-            else:
-                self._cond.notify()
-
-    def _commit_queued(self) -> None:
-        while True:
-            with self._cond:
-                self._committing = False
-                self._cond.notify_all()  # flush() waiters
-                if not self._pending and not self._stopping:
-                    self._cond.wait(IDLE_SECONDS)
-                if not self._pending:
-                    self._committer = None
-                    self._close()
-                    return
-                batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
-                self._committing = True
-            error = None
-            try:
-                self._commit([t.event for t in batch])
-            except BaseException as exc:  # every waiting request learns its event was not stored
-                log.exception("audit events could not be stored", extra={"fields": {"events": len(batch)}})
-                self._close()  # a broken connection is not reused
-                error = exc
-            for ticket in batch:
-                _resolve(ticket, error)
-            if error is None:
-                self._wake_filer()
+    def _lead(self) -> None:
+        """Commit the queued batch as its leader; called and returns holding `_cond`."""
+        batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+        self._committing = True
+        self._cond.release()
+        error = None
+        try:
+            self._commit([t.event for t in batch])
+        except BaseException as exc:  # every waiting request learns its event was not stored
+            log.exception("audit events could not be stored", extra={"fields": {"events": len(batch)}})
+            error = exc
+        finally:
+            self._cond.acquire()
+        if error is not None:
+            self._close()  # a broken connection is not reused
+        for ticket in batch:
+            ticket.settled, ticket.error = True, error
+        self._committing = False
+        self._cond.notify_all()
 
     def _commit(self, events: list[dict]) -> None:
-        conn = self._connection()
-        with self._serialized(), conn.begin():
-            if self.store.dialect == "postgresql" and self.durability == "commit":
-                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            append(conn, self.store, events)
+        dialect = self.store.dialect
+        raw = self._connection()
+        with self._serialized():
+            cursor = raw.cursor()
+            try:
+                if dialect == "sqlite":
+                    cursor.execute("BEGIN IMMEDIATE")
+                    append(cursor, dialect, events)
+                    raw.commit()
+                else:
+                    # pipelined: two round trips in all, and the chain head is locked for one of them
+                    with raw.pipeline():
+                        append(cursor, dialect, events)
+                        raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
+            finally:
+                cursor.close()
         self.commits += 1
         self.events += len(events)
 
     def _connection(self):
-        if self._conn is None:
-            conn = self.store.engine.connect()
+        """The driver connection (sqlite3 or psycopg) the leaders commit on: no SQLAlchemy per statement."""
+        if self._raw is None:
+            ensure_audit_schema(self.store.engine)
+            pooled = self.store.engine.raw_connection()
+            driver = pooled.driver_connection
             if self.store.dialect == "sqlite":
                 mode = "FULL" if self.durability == "flush" else "NORMAL"
-                conn.connection.driver_connection.execute(f"PRAGMA synchronous={mode}")
-            self._conn = conn.execution_options(ihs_write=True)  # SQLite: BEGIN IMMEDIATE
-        return self._conn
+                driver.execute(f"PRAGMA synchronous={mode}")
+                # a checkpoint flushes the database file twice; the filer's and the writers' connections
+                # run them, never a commit that requests are waiting on
+                driver.execute("PRAGMA wal_autocheckpoint=0")
+            elif self.durability == "commit":
+                driver.execute("SET synchronous_commit TO OFF")
+                driver.commit()
+            self._raw = pooled
+        return self._raw.driver_connection
 
     def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        pooled, self._raw = self._raw, None
+        if pooled is not None:
             try:
-                conn.invalidate()  # its PRAGMA synchronous must not reach the pool's other users
+                pooled.invalidate()  # its durability settings must not reach the pool's other users
             except Exception:  # closing a broken connection may fail too
                 log.debug("closing the audit connection failed", exc_info=True)
 
     # -- the filer -----------------------------------------------------------------------------
 
-    def _wake_filer(self) -> None:
-        self._to_file.set()
-        with self._cond:
-            if self._filer is None:
-                self._filer = threading.Thread(target=self._file_appended, name="audit-filer", daemon=True)
-                self._filer.start()
+    def _start_filer(self) -> None:
+        self._filer = threading.Thread(target=self._file_appended, name="audit-filer", daemon=True)
+        self._filer.start()
 
     def _file_appended(self) -> None:
         while True:
@@ -217,8 +223,8 @@ class AuditWriter:
             try:
                 while True:
                     with self._filing, self._serialized():
-                        filed = file_pending(self.store, FILE_BATCH)
-                    if filed < FILE_BATCH:
+                        filed = file_pending(self.store, self.file_batch)
+                    if filed < self.file_batch:
                         break
             except Exception:  # the events stay on the chain and in audit_pending; the next round retries
                 log.exception("appended audit events could not be filed")
@@ -250,20 +256,3 @@ def _lock_path(store) -> str | None:
         return None
     database = store.engine.url.database
     return f"{database}.audit.lock" if database and database != ":memory:" else None
-
-
-def _resolve(ticket: _Ticket, error: BaseException | None) -> None:
-    if ticket.future is not None:
-        ticket.loop.call_soon_threadsafe(_settle, ticket.future, error)
-    else:
-        ticket.error = error
-        ticket.done.set()
-
-
-def _settle(future: asyncio.Future, error: BaseException | None) -> None:
-    if future.cancelled():  # the client went away; its event is stored all the same
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)

@@ -2,11 +2,12 @@
 
 A clinician claims it with a reason, either per request in the `X-Break-Glass: <reason>` header or
 for a whole token with the `break_glass` parameter of the authorization request. When the policy
-allows an access only because of that claim (`Decision.break_glass`), the API calls
-`record_use(uow, principal, patient, config)` in its write unit of work: the first use for a patient
-opens a grant lasting `IHS_BREAK_GLASS_MINUTES` (later requests within it need no claim), and sends
-a Communication to the patient and one to the privacy officer. Every access under a claim or grant
-is audited with purpose of use BTG (ihs/audit).
+allows an access only because of that claim (`Decision.break_glass`), or a search's restriction
+shows a patient's records only through it (`policy.break_glass_patients`, for the patients the
+query names: `patients_in_query`), the API calls `record_use(uow, principal, patient, config)` in
+a write unit of work: the first use for a patient opens a grant lasting `IHS_BREAK_GLASS_MINUTES`
+(later requests within it need no claim), and sends a Communication to the patient and one to the
+privacy officer. Every access under a claim or grant is audited with purpose of use BTG (ihs/audit).
 """
 from __future__ import annotations
 
@@ -107,8 +108,9 @@ PATIENT_PARAMS = ("patient", "subject", "beneficiary", "for")
 
 def patients_in_query(resource_type: str | None, query: list[tuple[str, str]],
                       compartment: tuple[str, str] | None = None) -> tuple[str, ...]:
-    """Patient ids a search names (`patient=`, `subject=Patient/x`, `Patient?_id=`, `Patient/x/...`),
-    for `search_restriction(..., patients=...)` under a break-the-glass claim."""
+    """Patient ids a search names (`patient=`, `subject=Patient/x`, `Patient?_id=`, `Patient/x/...`):
+    what a break-the-glass claim opens (`search_restriction(..., patients=...)`) and the patients a
+    search can reach through an emergency grant."""
     found = []
     if compartment and compartment[0] == "Patient":
         found.append(compartment[1])

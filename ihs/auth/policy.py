@@ -5,7 +5,9 @@
   type level for searches, history and export, or for an operation (`action="$everything"`);
 - `search_restriction(principal, resource_type, uow) -> Restriction`: which resources a search
   (and its includes, history, $everything, export) may return, as data the search compiler ANDs
-  into its query (ihs/auth/restriction.py defines its meaning).
+  into its query (ihs/auth/restriction.py defines its meaning);
+- `break_glass_patients(restriction, resource_type)`: whose records a restriction shows only by
+  break-the-glass (for the grant, the notifications and the BTG audit of a search or an export).
 
 A decision is the token's scopes (they only narrow) AND the rules of the principal's roles (any
 role may allow). The rules, by role:
@@ -55,6 +57,8 @@ SEARCHES = frozenset({"search", "search-type", "search-system", "search-compartm
                       "history-system", "export"})
 WRITES = frozenset({"create", "update", "patch"})
 AGGREGATE = "aggregate"
+BREAK_GLASS = "break-the-glass"  # the `why` of the PatientGrant a claim or an open emergency grant adds
+_FIXED_ROLES = frozenset({SYSTEM, ORG_ADMIN, REGULATOR, CDC_OFFICER, INSURER})  # restrictions that read no records
 
 # what each operation needs: an interaction's permission, or "aggregate" (de-identified results)
 OPERATIONS: dict[str, str] = {
@@ -129,6 +133,7 @@ class Policy:
         self._cache = rel.TtlCache(self.config.cache_seconds)
         self._cached_version: tuple[int, int] | None = None  # (database, policy_version) the cache was filled at
         self._checked: WeakSet = WeakSet()  # units of work that compared it already
+        self._fixed: dict[tuple, Restriction] = {}  # restrictions that read no records (see search_restriction)
 
     def forget(self) -> None:
         """Drop cached relationships and Consents (after a change to the resources they come from)."""
@@ -422,8 +427,24 @@ class Policy:
 
         `patients` names the patients the search is about (e.g. `patient=` criteria): with a
         break-the-glass claim, their records become visible (the API then calls
-        `break_glass.record_use` for each).
+        `break_glass.record_use` for each of `break_glass_patients(restriction, type)`).
         """
+        # Systems, administrators, regulators, CDC officers and insurers see by role and scope alone:
+        # their restriction is worked out once per kind of caller, not per search.
+        fixed = principal.roles <= _FIXED_ROLES and not (SYSTEM in principal.roles and principal.organizations)
+        if fixed:
+            key = (principal.roles, principal.scopes, principal.organizations, principal.patient, resource_type,
+                   interaction)
+            found = self._fixed.get(key)
+            if found is None:
+                if len(self._fixed) > 4096:
+                    self._fixed.clear()
+                found = self._fixed[key] = self._restriction(principal, resource_type, uow, patients, interaction)
+            return found
+        return self._restriction(principal, resource_type, uow, patients, interaction)
+
+    def _restriction(self, principal: Principal, resource_type: str | None, uow, patients: tuple[str, ...],
+                     interaction: str) -> Restriction:
         parts = [self._role_restriction(role, principal, uow, patients) for role in sorted(principal.roles)]
         restriction = NOTHING
         for part in parts:
@@ -470,7 +491,7 @@ class Policy:
             if p.break_glass:
                 opened.update(named)
             if opened:
-                grants.append(PatientGrant(frozenset(opened), limit, why="break-the-glass"))
+                grants.append(PatientGrant(frozenset(opened), limit, why=BREAK_GLASS))
         return Restriction(types=frozenset(resource_types()) - STAFF_HIDDEN, open_types=OPEN_TYPES | lookup,
                            tags=frozenset(author_tag(o) for o in p.organizations), unattached=True,
                            grants=tuple(grants))
@@ -501,6 +522,32 @@ class Policy:
         if {s.context for s in scopes} == {"patient"}:
             restriction = replace(restriction, within_patients=frozenset({p.patient}) if p.patient else frozenset())
         return restriction
+
+
+def break_glass_patients(restriction: Restriction, resource_type: str | None = None) -> frozenset[str]:
+    """The patients whose records of `resource_type` (None: of some type) `restriction` shows only by
+    break-the-glass (a claim or an open grant), not by a treatment relationship and Consent, a proxy
+    or the patient's own access.
+
+    A patient whose treatment grant excludes some labels (a Consent) is opened by break-the-glass too:
+    the claim shows the labelled records. Records the caller's institution wrote are ignored here.
+    """
+    if restriction.everything or restriction.nothing or resource_type in restriction.open_types:
+        return frozenset()
+    relevant = [g for g in restriction.grants if resource_type is None or g.types is None or resource_type in g.types]
+    emergency = [g for g in relevant if g.why == BREAK_GLASS]
+    if not emergency:
+        return frozenset()
+    reach = None if any(g.types is None for g in emergency) else frozenset().union(*(g.types for g in emergency))
+
+    def covers(grant: PatientGrant) -> bool:
+        if grant.why == BREAK_GLASS or grant.excluded_labels:
+            return False
+        return resource_type is not None or grant.types is None or (reach is not None and reach <= grant.types)
+
+    opened = frozenset().union(*(g.patients for g in emergency))
+    opened -= frozenset().union(*(g.patients for g in relevant if covers(g)))
+    return opened if restriction.within_patients is None else opened & restriction.within_patients
 
 
 def _and(a: tuple, b: tuple) -> tuple:

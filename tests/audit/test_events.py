@@ -53,13 +53,20 @@ def test_break_glass_event_is_a_security_alert():
     assert audit_event("break-glass", user_name="dr", purpose=("BTG",))["type"]["code"] == "110113"
 
 
-def test_from_principal_carries_break_glass():
+def test_from_principal_carries_break_glass_when_the_access_used_it():
     doctor = Principal("dr", frozenset({"practitioner"}), client_id="app", fhir_user="Practitioner/drA",
                        organizations=("Organization/hA",)).claiming_break_glass("emergency")
-    fields = from_principal(doctor)
+    fields = from_principal(doctor, break_glass=True)
     assert fields["purpose"] == ("BTG",) and fields["user"] == "Practitioner/drA" and fields["client_id"] == "app"
     event = audit_event("read", **fields)
     assert event["agent"][0]["purposeOfUse"][0]["coding"][0]["code"] == "BTG"
+
+
+def test_a_claim_the_access_did_not_need_is_not_a_purpose_of_use():
+    doctor = Principal("dr", frozenset({"practitioner"})).claiming_break_glass("emergency")
+    event = audit_event("search", **from_principal(doctor))
+    assert from_principal(doctor)["purpose"] == () and "purposeOfEvent" not in event
+    assert "purposeOfUse" not in event["agent"][0]
 
 
 def test_outcome_of_status():

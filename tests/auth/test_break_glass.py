@@ -85,3 +85,37 @@ def test_patients_named_by_a_search():
     assert patients_in_query("Patient", [("_id", "d")]) == ("d",)
     assert patients_in_query("Observation", [], compartment=("Patient", "e")) == ("e",)
     assert patients_in_query("Observation", [("subject", "Group/g")]) == ()
+
+
+def test_break_glass_patients_are_those_only_the_claim_shows(network):
+    from ihs.auth.policy import break_glass_patients
+
+    policy = Policy(CONFIG)
+    doctor = world.principal("doctorA").claiming_break_glass("emergency")
+    named = ("none", "rel", "partial")
+    with network.session() as uow:
+        shown = {t: break_glass_patients(policy.search_restriction(doctor, t, uow, patients=named), t)
+                 for t in ("Observation", "Condition", "Patient", "Organization")}
+        overall = break_glass_patients(policy.search_restriction(doctor, None, uow, patients=named))
+        unclaimed = policy.search_restriction(world.principal("doctorA"), "Observation", uow, patients=named)
+        pharmacist = world.principal("pharmacistA").claiming_break_glass("emergency")
+        medication = policy.search_restriction(pharmacist, "MedicationRequest", uow, patients=named)
+        procedures = policy.search_restriction(pharmacist, "Procedure", uow, patients=named)
+    # rel: a treatment relationship without a Consent; partial: its Consent hides Conditions and R-labelled records
+    assert shown["Observation"] == {"none", "partial"} and shown["Condition"] == {"none", "partial"}
+    assert shown["Patient"] == set() and shown["Organization"] == set()  # demographics lookup, directory
+    assert overall == {"none", "partial"}
+    assert break_glass_patients(unclaimed, "Observation") == set()
+    assert break_glass_patients(medication, "MedicationRequest") == {"none", "partial"}
+    assert break_glass_patients(procedures, "Procedure") == set()  # never shown to a pharmacist
+
+
+def test_an_open_grant_counts_as_break_glass_without_a_claim(network):
+    from ihs.auth.policy import break_glass_patients
+
+    policy = Policy(CONFIG)
+    with network.session(write=True) as uow:
+        record_use(uow, world.principal("doctorA").claiming_break_glass("emergency"), "none", CONFIG)
+    with network.session() as uow:
+        restriction = policy.search_restriction(world.principal("doctorA"), "Observation", uow)
+    assert break_glass_patients(restriction, "Observation") == {"none"}

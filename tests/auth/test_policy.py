@@ -258,6 +258,17 @@ def test_search_restriction_shows_exactly_what_reads_allow(world_store, policy, 
     assert shown == allowed
 
 
+def test_restrictions_by_role_alone_are_worked_out_once_per_kind_of_caller(world_store, policy):
+    with world_store.session() as uow:
+        first = policy.search_restriction(world.principal("insurer"), "Claim", uow)
+        assert policy.search_restriction(world.principal("insurer"), "Claim", uow) is first
+        narrowed = world.principal("insurer", scope="user/Claim.rs?status=active")
+        assert policy.search_restriction(narrowed, "Claim", uow).criteria != first.criteria
+        doctor = world.principal("doctorA")  # staff see by relationships and Consents: never kept
+        assert policy.search_restriction(doctor, "Observation", uow) is not \
+            policy.search_restriction(doctor, "Observation", uow)
+
+
 def test_search_restriction_for_staff(world_store, policy):
     with world_store.session() as uow:
         restriction = policy.search_restriction(world.principal("doctorA"), "Observation", uow)

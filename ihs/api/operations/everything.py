@@ -1,8 +1,9 @@
 """GET [base]/Patient/[id]/$everything: a person's records from every institution (ihs/mpi/everything.py).
 
 Parameters (R4 Patient-everything): `start` and `end` (care dates), `_since`, `_type`, and
-`_count`/`_offset` for paging. With an authenticated caller,
-only what the access policy lets them read is answered.
+`_count`/`_offset` for paging. With an authenticated caller, only what the access policy lets them
+read is answered, and the access is audited (an `operation` AuditEvent naming the patients whose
+records it answered; purpose of use BTG, and the grant recorded, when break-the-glass opened them).
 """
 from __future__ import annotations
 
@@ -12,22 +13,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ihs.api.http import base_url, fhir_response, in_session, mark
+from ihs.api import security
+from ihs.api.http import base_url, fhir_response, in_session, mark, store_of
 from ihs.fhir.errors import FhirError
 from ihs.mpi import everything as record
 
 DEFAULT_COUNT = 500
 
 
-def _permitted(request: Request, uow, patient_id: str, resources):
-    principal = getattr(request.state, "principal", None)
-    if principal is None:
-        return resources
-    from ihs.auth import policy
-
+def _permitted(uow, patient_id: str, resources):
     patient = uow.current("Patient", patient_id)
-    policy.decide(principal, "$everything", "Patient", patient.resource(), uow).check()
-    return [s for s in resources if policy.decide(principal, "read", s.type, s.resource(), uow)]
+    security.check(uow, "$everything", "Patient", patient.resource())
+    security.reach_record(uow, patient_id)
+    return [s for s in resources if security.may_read(uow, s.type, s.resource())]
 
 
 def _number(request: Request, name: str, default: int) -> int:
@@ -48,9 +46,11 @@ async def everything(request: Request) -> Response:
     def work(uow):
         found = record.everything(uow, patient_id, types=params.get("_type"), since=params.get("_since"),
                                   start=params.get("start"), end=params.get("end"))
-        return _permitted(request, uow, patient_id, found)
+        return _permitted(uow, patient_id, found)
 
-    found = await in_session(request, work, write=False)
+    found = await in_session(request, work, write=False, then=lambda: security.record_access(
+        store_of(request), "operation", reference=f"Patient/{patient_id}", query=request.url.query or None,
+        interaction="operation"))
     base = base_url(request)
     page = found[offset:offset + count]
     kept = [(k, v) for k, v in params.multi_items() if k not in ("_count", "_offset")]
