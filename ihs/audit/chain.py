@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from contextlib import nullcontext
 
 import orjson
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, insert, select
@@ -211,23 +212,51 @@ def ensure_audit_schema(engine: Engine) -> None:
         create_audit_schema(engine)
 
 
-def file_pending(store, limit: int = 100) -> int:
+def file_pending(store, limit: int = 100, serialized=nullcontext) -> int:
     """Store up to `limit` appended events as AuditEvent resources (oldest first); returns how many.
 
     Filing and the removal from `audit_pending` commit together, so an event is always in exactly
-    one of the two places.
+    one of the two places. `serialized`: a context manager the write transaction runs in (the
+    writer's lock across processes). On SQLite the events are read and prepared (text, index rows)
+    before the write lock, which reads wait on to commit their own events: under it only rows are
+    written, and events another process filed meanwhile are skipped.
     """
     dialect = store.dialect
-    with store.session(write=True, synced=False) as uow:
+    prepared = {}
+    if dialect == "sqlite":
+        with store.session() as uow:
+            peeked = uow.conn.exec_driver_sql(_TAKE_PENDING_SQL[dialect], (limit,)).all()
+        if not peeked:
+            return 0
+        prepared = {seq: _prepared(store, content) for seq, content in peeked}
+    with serialized(), store.session(write=True, synced=False) as uow:
         if dialect == "postgresql":  # as durable as the append it moves (see ihs/audit/writer.py)
             uow.conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-        rows = uow.conn.exec_driver_sql(_TAKE_PENDING_SQL[dialect], (limit,)).all()
-        for _seq, content in rows:
-            uow.create(orjson.loads(content), publish=False)  # the chain itself is the audit trail's feed
-        if rows:
+            prepared = {seq: _prepared(store, content)
+                        for seq, content in uow.conn.exec_driver_sql(_TAKE_PENDING_SQL[dialect], (limit,)).all()}
+        else:
+            marks = ", ".join("?" * len(prepared))
+            still = set(uow.conn.exec_driver_sql(f"SELECT seq FROM audit_pending WHERE seq IN ({marks})",
+                                                 tuple(prepared)).scalars())
+            prepared = {seq: ready for seq, ready in prepared.items() if seq in still}
+        for event, ready in prepared.values():
+            uow.create(event, prepared=ready, publish=False)  # the chain itself is the audit trail's feed
+        if prepared:
             uow.flush()
-            uow.conn.exec_driver_sql(_FILED_SQL[dialect], [(row[0],) for row in rows])
-    return len(rows)
+            uow.conn.exec_driver_sql(_FILED_SQL[dialect], [(seq,) for seq in prepared])
+    store.checkpoint()  # after the lock: a checkpoint flushes the database file twice
+    return len(prepared)
+
+
+def unfiled(store) -> bool:
+    """Whether any appended event waits to be filed."""
+    with store.engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT 1 FROM audit_pending LIMIT 1").first() is not None
+
+
+def _prepared(store, content: str):
+    event = orjson.loads(content)
+    return event, store.prepare(event)
 
 
 def pending_events(conn, sequences: list[int]) -> dict[int, dict]:

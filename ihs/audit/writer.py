@@ -32,7 +32,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ihs.audit.chain import append, ensure_audit_schema, file_pending
+from ihs.audit.chain import append, ensure_audit_schema, file_pending, unfiled
 from ihs.fhir.validation import validate
 
 log = logging.getLogger("ihs.audit")
@@ -115,8 +115,9 @@ class AuditWriter:
             while (self._pending or self._committing) and time.monotonic() < deadline:
                 self._cond.wait(0.01)
         while time.monotonic() < deadline:
-            with self._filing, self._serialized():
-                if not file_pending(self.store, self.file_batch):
+            with self._filing:
+                # none filed may only mean another process's filer took them: done when none is left
+                if not file_pending(self.store, self.file_batch, self._serialized) and not unfiled(self.store):
                     return
 
     def close(self, timeout: float = 10) -> None:
@@ -222,8 +223,8 @@ class AuditWriter:
             self._to_file.clear()
             try:
                 while True:
-                    with self._filing, self._serialized():
-                        filed = file_pending(self.store, self.file_batch)
+                    with self._filing:
+                        filed = file_pending(self.store, self.file_batch, self._serialized)
                     if filed < self.file_batch:
                         break
             except Exception:  # the events stay on the chain and in audit_pending; the next round retries

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import orjson
 import psycopg
@@ -59,6 +59,17 @@ class StoredResource:
     @property
     def last_modified(self) -> datetime:
         return datetime.fromtimestamp(self.last_updated / 1e6, timezone.utc)
+
+
+class Prepared(NamedTuple):
+    """A version ready to store (`Store.prepare`)."""
+
+    stored: StoredResource
+    index_rows: object
+    at_rest: str  # the text stored: protected identifier values sealed
+
+
+WAL_CHECKPOINT_PAGES = 1000  # SQLite's default: a commit that leaves the log longer checkpoints it
 
 
 def instant(micros: int) -> str:
@@ -114,16 +125,41 @@ class Store:
     def drop_schema(self) -> None:
         schema.metadata.drop_all(self.engine)
 
+    def prepare(self, resource: dict, version: int = 1, rid: int | None = None) -> "Prepared":
+        """A version ready to store: `resource` with its meta, its text at rest and its index rows.
+
+        Needs no transaction: a writer may prepare before it takes SQLite's one write lock.
+        """
+        now = self.clock.now()
+        meta = resource.get("meta")
+        meta = dict(meta) if isinstance(meta, dict) else {}
+        meta["versionId"] = str(version)
+        meta["lastUpdated"] = instant(now)
+        # resourceType, id and meta lead, as in the specification's examples.
+        rest = [(k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta")]
+        head = (("resourceType", resource["resourceType"]), ("id", resource["id"]), ("meta", meta))
+        resource.clear()
+        resource.update(head)
+        resource.update(rest)
+        content = orjson.dumps(resource).decode()
+        # the stored text and the index see protected identifier values sealed and hashed; the caller, plain
+        sealed = self.protection.seal(resource, content)
+        index_rows = self.extract(sealed.indexed if sealed else resource)
+        stored = StoredResource(rid or 0, resource["resourceType"], resource["id"], version, now, False, content)
+        return Prepared(stored, index_rows, sealed.text if sealed else content)
+
     @contextmanager
     def session(self, *, write: bool = False, synced: bool = True) -> Iterator["UnitOfWork"]:
         """A unit of work: committed when the block ends, rolled back if it raises.
 
         `synced=False` lets SQLite skip the fsync of this commit (it survives a process crash, and
-        is on disk at the next checkpoint): for records such as read audits, never for client data.
+        is on disk at the next checkpoint), and the checkpoint itself, which the next synced commit or
+        `checkpoint()` runs: for records such as read audits, never for client data.
         """
         conn = self.engine.connect()
         if not synced and self.dialect == "sqlite":
             conn.connection.driver_connection.execute("PRAGMA synchronous=NORMAL")
+            conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint=0")
         if write or self.dialect == "sqlite":
             conn = conn.execution_options(ihs_write=write)
         else:
@@ -143,7 +179,14 @@ class Store:
         finally:
             if not synced and self.dialect == "sqlite":
                 conn.connection.driver_connection.execute("PRAGMA synchronous=FULL")
+                conn.connection.driver_connection.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             conn.close()
+
+    def checkpoint(self) -> None:
+        """SQLite: copy the write-ahead log into the database without holding writers up (PASSIVE)."""
+        if self.dialect == "sqlite":
+            with self.engine.connect() as conn:
+                conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def pending_events(self, limit: int = 500) -> list[tuple]:
         """Undispatched outbox rows, oldest first: (seq, res_type, res_id, version, interaction, created_at)."""
@@ -344,14 +387,16 @@ class UnitOfWork:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def create(self, resource: dict, *, method: str = "POST", publish: bool = True) -> StoredResource:
+    def create(self, resource: dict, *, method: str = "POST", publish: bool = True,
+               prepared: "Prepared | None" = None) -> StoredResource:
         """Store a new resource (server id unless the caller set one for create-on-update).
 
         `publish=False` writes no outbox row: for the server's own records that are no change to react to
-        (AuditEvents filed from the audit chain, which is their feed).
+        (AuditEvents filed from the audit chain, which is their feed). `prepared`: `store.prepare(resource)`
+        done before this unit of work began.
         """
         resource.setdefault("id", new_id())
-        stored, index_rows, at_rest = self._prepare(resource, 1)
+        stored, index_rows, at_rest = prepared or self.store.prepare(resource)
         self._new.append(((stored.type, stored.id, 1, stored.last_updated, False, at_rest), index_rows))
         self._created.add((stored.type, stored.id))
         self._append_change(stored, method, "create", publish)
@@ -359,7 +404,7 @@ class UnitOfWork:
 
     def update(self, resource: dict, current: StoredResource, *, method: str = "PUT") -> StoredResource:
         """Store a new version over `current` (which may be a deletion marker)."""
-        stored, index_rows, at_rest = self._prepare(resource, current.version + 1, rid=current.rid)
+        stored, index_rows, at_rest = self.store.prepare(resource, current.version + 1, rid=current.rid)
         self._replace(current, stored, at_rest)
         self._delete_index(current)
         self._append_index(current.rid, stored.type, index_rows, stored.last_updated)
@@ -434,25 +479,6 @@ class UnitOfWork:
         else:
             placeholders = ", ".join("?" * len(columns))
             driver.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})", rows)
-
-    def _prepare(self, resource: dict, version: int, rid: int | None = None):
-        now = self.store.clock.now()
-        meta = resource.get("meta")
-        meta = dict(meta) if isinstance(meta, dict) else {}
-        meta["versionId"] = str(version)
-        meta["lastUpdated"] = instant(now)
-        # resourceType, id and meta lead, as in the specification's examples.
-        rest = [(k, v) for k, v in resource.items() if k not in ("resourceType", "id", "meta")]
-        head = (("resourceType", resource["resourceType"]), ("id", resource["id"]), ("meta", meta))
-        resource.clear()
-        resource.update(head)
-        resource.update(rest)
-        content = orjson.dumps(resource).decode()
-        # the stored text and the index see protected identifier values sealed and hashed; the caller, plain
-        sealed = self.store.protection.seal(resource, content)
-        index_rows = self.store.extract(sealed.indexed if sealed else resource)
-        stored = StoredResource(rid or 0, resource["resourceType"], resource["id"], version, now, False, content)
-        return stored, index_rows, sealed.text if sealed else content
 
     def _replace(self, current: StoredResource, stored: StoredResource, at_rest: str | None) -> None:
         changed = self.conn.exec_driver_sql(self._sql["replace"], (

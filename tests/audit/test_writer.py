@@ -167,3 +167,27 @@ def test_the_servers_own_audit_events_are_not_published_on_the_outbox(audited):
     with audited.engine.connect() as conn:
         published = conn.execute(select(outbox.c.res_type)).scalars().all()
     assert published == ["Basic"]
+
+
+def test_two_writers_filing_the_same_chain_store_each_event_once(audited):
+    """Each worker process has its own writer and filer; events one filer prepared and another filed
+    meanwhile are skipped, never stored twice."""
+    writers = [_writer(audited, file_delay=0), _writer(audited, file_delay=0)]
+
+    def requests(writer, k):
+        for i in range(40):
+            writer.write(audit_event("read", user_name=f"w{k}", resource=f"Observation/o{k}-{i}"), checked=True)
+
+    threads = [threading.Thread(target=requests, args=(w, k)) for k, w in enumerate(writers * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for writer in writers:
+        writer.flush()
+    with audited.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(audit_pending)).scalar_one() == 0
+    with audited.session() as uow:
+        filed = find(uow, "AuditEvent", [("_count", "500")], limit=500)
+    assert len(filed) == 160 and len({s.id for s in filed}) == 160
+    assert verify(audited).ok and verify(audited).checked == 160
