@@ -106,14 +106,18 @@ def scale_lines(count: int, url: str | None, *, latency: bool = True) -> None:
 
 
 def match_line(store, queries: list[dict], records: int, loaded: float) -> None:
-    """POST Patient/$match through the whole app, one query at a time."""
+    """POST Patient/$match through the whole app, one query at a time, as a hospital system (its
+    bearer token checked, the policy deciding and the access audited)."""
     from starlette.testclient import TestClient
 
     from ihs.api.app import create_app
+    from tests.conftest import system_token
 
     timings = []
-    with TestClient(create_app(store)) as client:
+    token = system_token(store)
+    with TestClient(create_app(store, base_url="http://testserver")) as client:
         client.headers["Content-Type"] = "application/fhir+json"
+        client.headers["Authorization"] = f"Bearer {token}"
         for query in queries:
             body = {"resourceType": "Parameters", "parameter": [
                 {"name": "resource", "resource": {k: v for k, v in query.items() if k != "id"}}]}
