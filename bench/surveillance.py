@@ -19,6 +19,8 @@ perfect baseline.
     .venv/bin/python bench/surveillance.py              # 42 scenarios x 10 replicates, seed 2013
     .venv/bin/python bench/surveillance.py --replicates 20 --seed 7
 
+`--methods harmonic-window2,harmonic-window2-5y` compares the default with its five-year form.
+
 Seed 2013 with 10 replicates is the recorded run (docs/benchmarks.md); choose a method's settings
 on other seeds, so that the recorded figures measure it rather than fit it.
 """
@@ -27,11 +29,13 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from ihs.surveillance.detection import DEFAULT_METHOD, METHODS
 from ihs.surveillance.detection.farrington import quantile
+from ihs.surveillance.detection.harmonic import harmonic_window
 
 WEEKS = 624
 CURRENT = 49
@@ -43,6 +47,8 @@ PARAMETER_SETS = [(0.1, 0.0025, 0.6, 0.6, 1.5), (-2.0, 0.005, 0.1, 0.3, 2.0), (1
 BASELINE_OUTBREAKS = (2, 3, 5, 10)
 CHARTS = {"cusum", "ewma"}  # methods whose alarm at t depends on their statistic before t
 KNOWN_MODEL = "known-model-window2"
+# Variants for comparison only, run when --methods names them: the default on Noufaily's five years
+COMPARISONS = {"harmonic-window2-5y": partial(harmonic_window, years=5)}
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,7 @@ def known_model_alarms(counts: np.ndarray, scenario: Scenario, points: list[int]
 def evaluate(methods: list[str], replicates: int, seed: int) -> dict[str, tuple[float, float, float]]:
     """Per method, then for the known-model reference: (false positive rate, probability of detection, seconds)."""
     rng = np.random.default_rng(seed)
+    detectors = {**METHODS, **COMPARISONS}
     points = list(range(WEEKS - CURRENT, WEEKS))
     names = methods + [KNOWN_MODEL]
     false_alarms = {m: 0 for m in names}
@@ -125,12 +132,12 @@ def evaluate(methods: list[str], replicates: int, seed: int) -> dict[str, tuple[
             outbreaks += bool(outbreak_weeks)
             for name in methods:
                 started = time.perf_counter()
-                quiet = METHODS[name](counts, alpha=ALPHA, points=points)
+                quiet = detectors[name](counts, alpha=ALPHA, points=points)
                 false_alarms[name] += int(quiet.alarm[quiet_weeks].sum())
                 if outbreak_weeks:
                     # only alarms in outbreak weeks count; the charts carry state from the first week on
                     assessed = range(points[0], outbreak_weeks[-1] + 1) if name in CHARTS else outbreak_weeks
-                    loud = METHODS[name](counts + current, alpha=ALPHA, points=list(assessed))
+                    loud = detectors[name](counts + current, alpha=ALPHA, points=list(assessed))
                     detected[name] += bool(loud.alarm[outbreak_weeks].any())
                 seconds[name] += time.perf_counter() - started
             started = time.perf_counter()
@@ -145,7 +152,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=10, help="series per scenario (default 10)")
     parser.add_argument("--seed", type=int, default=2013)
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated method names")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated method names (also: {', '.join(COMPARISONS)})")
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     print(f"# {len(scenarios())} scenarios x {args.replicates} replicates, alpha {ALPHA}, seed {args.seed}")

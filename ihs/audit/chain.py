@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 
 import orjson
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, insert, select
@@ -120,8 +120,9 @@ _TAKE_PENDING_SQL = _both("SELECT seq, content FROM audit_pending ORDER BY seq L
 _FILED_SQL = _both("DELETE FROM audit_pending WHERE seq = ?")
 
 
-def _head(conn, dialect: str) -> tuple[int, str]:
-    row = conn.exec_driver_sql(_HEAD_SQL[dialect]).first()
+def _head(cursor, dialect: str) -> tuple[int, str]:
+    cursor.execute(_HEAD_SQL[dialect])
+    row = cursor.fetchone()
     if row is None:
         raise RuntimeError("the audit chain has no head row; run create_audit_schema(engine)")
     return row[0], row[1]
@@ -150,9 +151,9 @@ def _chained(events: list[dict], seq: int, previous: str) -> tuple[list[dict], l
     return chained, links
 
 
-def _advance(conn, dialect: str, links: list[tuple]) -> None:
-    conn.exec_driver_sql(_LINK_SQL[dialect], links)
-    conn.exec_driver_sql(_MOVE_HEAD_SQL[dialect], (links[-1][0], links[-1][2]))
+def _advance(cursor, dialect: str, links: list[tuple]) -> None:
+    cursor.executemany(_LINK_SQL[dialect], links)
+    cursor.execute(_MOVE_HEAD_SQL[dialect], (links[-1][0], links[-1][2]))
 
 
 def record(uow, event: dict, *, checked: bool = False):
@@ -174,12 +175,13 @@ def record_many(uow, events: list[dict], *, checked: bool = False) -> list:
         return []
     dialect = uow.store.dialect
     _ensure_schema(uow.conn, uow.store.engine)
-    chained, links = _chained(events, *_head(uow.conn, dialect))
-    if not checked:
-        for event in chained:
-            validate(event)
-    stored = [uow.create(event, publish=False) for event in chained]  # the chain is their feed, not the outbox
-    _advance(uow.conn, dialect, links)
+    with closing(uow.conn.connection.driver_connection.cursor()) as cursor:  # in the unit of work's transaction
+        chained, links = _chained(events, *_head(cursor, dialect))
+        if not checked:
+            for event in chained:
+                validate(event)
+        stored = [uow.create(event, publish=False) for event in chained]  # the chain is their feed, not the outbox
+        _advance(cursor, dialect, links)
     return stored
 
 
@@ -194,15 +196,10 @@ def append(cursor, dialect: str, events: list[dict]) -> list[str]:
     """
     if not events:
         return []
-    cursor.execute(_HEAD_SQL[dialect])
-    head = cursor.fetchone()
-    if head is None:
-        raise RuntimeError("the audit chain has no head row; run create_audit_schema(engine)")
-    chained, links = _chained(events, head[0], head[1])
+    chained, links = _chained(events, *_head(cursor, dialect))
     cursor.executemany(_PENDING_SQL[dialect], [(link[0], orjson.dumps(event).decode())
                                                for link, event in zip(links, chained)])
-    cursor.executemany(_LINK_SQL[dialect], links)
-    cursor.execute(_MOVE_HEAD_SQL[dialect], (links[-1][0], links[-1][2]))
+    _advance(cursor, dialect, links)
     return [link[1] for link in links]
 
 
