@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import text
 
+# Keys and read-audit journals of databases that have no file of their own (PostgreSQL) go here, not in the checkout.
+os.environ.setdefault("IHS_DATA_DIR", tempfile.mkdtemp(prefix="ihs-test-data-"))
 POSTGRES_URL = os.environ.get("IHS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 

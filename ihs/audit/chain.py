@@ -14,16 +14,15 @@ them without scanning the store) and `audit_chain_head` holds the last one. Appe
 head row (SELECT ... FOR UPDATE on PostgreSQL; SQLite has a single writer), so the chain order is
 the commit order whatever the number of worker processes.
 
-Two ways onto the chain: `record(uow, event)` stores the event as a resource in the caller's unit of
-work (a change and its AuditEvent commit together); `append(conn, store, events)` puts events on
-the chain with their content in `audit_pending`, a cheap transaction for the reads' group commit,
-and `file_pending(store)` later stores them as resources, many per transaction.
+`record(uow, event)` stores the event as a resource in the caller's unit of work: a change and its
+AuditEvent commit together. Reads' events reach the chain the same way, many per transaction,
+when their journal is filed (ihs/audit/journal.py).
 """
 from __future__ import annotations
 
 import hashlib
 import uuid
-from contextlib import closing, nullcontext
+from contextlib import closing
 
 import orjson
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, insert, select
@@ -50,11 +49,12 @@ audit_chain_head = Table(
     Column("hash", String(64), nullable=False),
 )
 
-# Events on the chain that the store has not filed as AuditEvent resources yet (see `append`).
-audit_pending = Table(
-    "audit_pending", metadata,
-    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
-    Column("content", Text, nullable=False),
+# Per journal of read AuditEvents (ihs/audit/journal.py): the last row on the chain and its journal hash.
+audit_journal_filed = Table(
+    "audit_journal_filed", metadata,
+    Column("journal", String(200), primary_key=True),
+    Column("upto", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 _ready: set[int] = set()
@@ -114,10 +114,6 @@ def _both(sql: str, postgresql_suffix: str = "") -> dict[str, str]:
 _HEAD_SQL = _both("SELECT seq, hash FROM audit_chain_head WHERE id = 1", " FOR UPDATE")
 _LINK_SQL = _both("INSERT INTO audit_chain (seq, res_id, hash) VALUES (?, ?, ?)")
 _MOVE_HEAD_SQL = _both("UPDATE audit_chain_head SET seq = ?, hash = ? WHERE id = 1")
-_PENDING_SQL = _both("INSERT INTO audit_pending (seq, content) VALUES (?, ?)")
-# SKIP LOCKED: filers in several processes take different events instead of waiting on each other
-_TAKE_PENDING_SQL = _both("SELECT seq, content FROM audit_pending ORDER BY seq LIMIT ?", " FOR UPDATE SKIP LOCKED")
-_FILED_SQL = _both("DELETE FROM audit_pending WHERE seq = ?")
 
 
 def _head(cursor, dialect: str) -> tuple[int, str]:
@@ -185,81 +181,7 @@ def record_many(uow, events: list[dict], *, checked: bool = False) -> list:
     return stored
 
 
-def append(cursor, dialect: str, events: list[dict]) -> list[str]:
-    """Put valid AuditEvents on the chain in the caller's write transaction, to be filed later.
-
-    For reads and searches (ihs/audit/writer.py), on a driver cursor: the transaction writes two
-    small rows per event (its chain link and its content in `audit_pending`), so it commits in a
-    fraction of what storing an indexed resource costs; `file_pending` then stores the events as
-    AuditEvent resources, many per transaction. Until then `verify` reads them from `audit_pending`.
-    Returns the events' ids.
-    """
-    if not events:
-        return []
-    chained, links = _chained(events, *_head(cursor, dialect))
-    cursor.executemany(_PENDING_SQL[dialect], [(link[0], orjson.dumps(event).decode())
-                                               for link, event in zip(links, chained)])
-    _advance(cursor, dialect, links)
-    return [link[1] for link in links]
-
-
 def ensure_audit_schema(engine: Engine) -> None:
     """`create_audit_schema` once per engine in this process."""
     if id(engine) not in _ready:
         create_audit_schema(engine)
-
-
-def file_pending(store, limit: int = 100, serialized=nullcontext) -> int:
-    """Store up to `limit` appended events as AuditEvent resources (oldest first); returns how many.
-
-    Filing and the removal from `audit_pending` commit together, so an event is always in exactly
-    one of the two places. `serialized`: a context manager the write transaction runs in (the
-    writer's lock across processes). On SQLite the events are read and prepared (text, index rows)
-    before the write lock, which reads wait on to commit their own events: under it only rows are
-    written, and events another process filed meanwhile are skipped.
-    """
-    dialect = store.dialect
-    prepared = {}
-    if dialect == "sqlite":
-        with store.session() as uow:
-            peeked = uow.conn.exec_driver_sql(_TAKE_PENDING_SQL[dialect], (limit,)).all()
-        if not peeked:
-            return 0
-        prepared = {seq: _prepared(store, content) for seq, content in peeked}
-    with serialized(), store.session(write=True, synced=False) as uow:
-        if dialect == "postgresql":  # as durable as the append it moves (see ihs/audit/writer.py)
-            uow.conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-            prepared = {seq: _prepared(store, content)
-                        for seq, content in uow.conn.exec_driver_sql(_TAKE_PENDING_SQL[dialect], (limit,)).all()}
-        else:
-            marks = ", ".join("?" * len(prepared))
-            still = set(uow.conn.exec_driver_sql(f"SELECT seq FROM audit_pending WHERE seq IN ({marks})",
-                                                 tuple(prepared)).scalars())
-            prepared = {seq: ready for seq, ready in prepared.items() if seq in still}
-        for event, ready in prepared.values():
-            uow.create(event, prepared=ready, publish=False)  # the chain itself is the audit trail's feed
-        if prepared:
-            uow.flush()
-            uow.conn.exec_driver_sql(_FILED_SQL[dialect], [(seq,) for seq in prepared])
-    store.checkpoint()  # after the lock: a checkpoint flushes the database file twice
-    return len(prepared)
-
-
-def unfiled(store) -> bool:
-    """Whether any appended event waits to be filed."""
-    with store.engine.connect() as conn:
-        return conn.exec_driver_sql("SELECT 1 FROM audit_pending LIMIT 1").first() is not None
-
-
-def _prepared(store, content: str):
-    event = orjson.loads(content)
-    return event, store.prepare(event)
-
-
-def pending_events(conn, sequences: list[int]) -> dict[int, dict]:
-    """Appended events not filed yet, by sequence number (for `verify`)."""
-    if not sequences:
-        return {}
-    rows = conn.execute(select(audit_pending.c.seq, audit_pending.c.content)
-                        .where(audit_pending.c.seq.in_(sequences))).all()
-    return {seq: orjson.loads(content) for seq, content in rows}

@@ -5,7 +5,8 @@ missing, or the event gone from the store), re-ordered or swapped (an event's se
 predecessor hash not the one its place in the chain expects), truncated (the head names a later
 event than the last one found) and events stored outside the chain. Deleting the newest events
 together with the head row is only visible against a head hash kept elsewhere: `verify` prints
-the head so operators can record it (e.g. daily, in a ticket or a signed log).
+the head so operators can record it (e.g. daily, in a ticket or a signed log). Read audits still
+in a worker's journal (ihs/audit/journal.py) are checked against their journal's own links.
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from ihs.audit.chain import (GENESIS, audit_chain, audit_chain_head, chain_fields, create_audit_schema, event_hash,
-                             pending_events)
+from ihs.audit.chain import GENESIS, audit_chain, audit_chain_head, chain_fields, create_audit_schema, event_hash
+from ihs.audit.journal import check_journals
 from ihs.store.search import find, search
 
 BATCH = 500
@@ -54,15 +55,10 @@ def verify(store, *, expected_head: str | None = None) -> VerificationResult:
                                     .order_by(audit_chain.c.seq).limit(BATCH)).all()
             if not rows:
                 break
-            # appended events not filed yet first: one filed meanwhile is then found in the store
-            pending = pending_events(uow.conn, [r.seq for r in rows])
             found = {s.id: s for s in find(uow, "AuditEvent", [("_id", ",".join(r.res_id for r in rows))],
                                            limit=len(rows))}
             for row in rows:
-                stored = found.get(row.res_id)
-                if stored is None and row.seq in pending:
-                    stored = _Pending(pending[row.seq])
-                result = walker.step(row, stored)
+                result = walker.step(row, found.get(row.res_id))
                 if result:
                     return result
             last = rows[-1].seq
@@ -72,18 +68,10 @@ def verify(store, *, expected_head: str | None = None) -> VerificationResult:
         if total > walker.checked:
             return walker.fail(None, None, f"{total - walker.checked} AuditEvent(s) in the store are not on the chain "
                                            "(written around ihs.audit.record)")
+    broken = check_journals(store)  # read audits not on the chain yet
+    if broken:
+        return walker.fail(None, None, broken)
     return VerificationResult(True, walker.checked, head.seq, head.hash)
-
-
-@dataclass(frozen=True)
-class _Pending:
-    """An appended event not filed in the store yet, read from `audit_pending`."""
-
-    event: dict
-    deleted: bool = False
-
-    def resource(self) -> dict:
-        return self.event
 
 
 class _Walker:

@@ -1,38 +1,41 @@
 """Group commit of AuditEvents for requests that change nothing (reads, searches, refusals, exports).
 
-A read has no transaction of its own to carry its AuditEvent, yet the event must be committed
-before the response is sent. `writer.write(event)` runs on the request's own worker thread, right
-after the read: the first caller to find no commit running becomes the leader, takes everything
-queued, puts it on the chain in one write transaction on the writer's own driver connection
-(`ihs.audit.chain.append`: a chain link and the event's content per event, two small rows) and
-settles every ticket in the batch; callers that arrived meanwhile wait, and one of them leads the
-next commit. Batches grow with the load without any timer or extra thread hop. A filer thread then
-stores the appended events as indexed AuditEvent resources, several per transaction
-(`ihs.audit.chain.file_pending`), shortly after the responses.
+A read has no transaction of its own to carry its AuditEvent, yet the event must be stored before
+the response is sent. `writer.write(event)` runs on the request's own worker thread, right after
+the read: the first caller to find no commit running becomes the leader, takes everything queued,
+writes it to the process's own journal in one transaction (ihs/audit/journal.py: a small SQLite
+file no other process writes, so the commit waits on no other worker and on no change) and settles
+every ticket in the batch; callers that arrived meanwhile wait, and one of them leads the next
+commit. Batches grow with the load without any timer or extra thread hop. A filer thread then puts
+the journal's events on the chain and stores them as indexed AuditEvent resources, many per
+transaction, shortly after the responses; it runs at a lower CPU priority than the requests, so
+under a burst of reads the filing falls behind rather than the reads, up to `MAX_BACKLOG` events
+per process, after which reads wait for it.
 
-How durable the commit is before the request goes on (`IHS_READ_AUDIT_DURABILITY`):
+How durable the journal's commit is before the request goes on (`IHS_READ_AUDIT_DURABILITY`):
 
-- `commit` (default): committed in the database. SQLite writes its WAL without waiting for the
-  disk (synchronous=NORMAL), PostgreSQL commits with synchronous_commit off: the events survive a
-  crash of any IHS process; an operating-system crash or power loss can lose those of the last
-  moments (SQLite: since its last checkpoint; PostgreSQL: up to three WAL-writer delays, 0.6 s).
-- `flush`: each shared commit also waits for the disk flush, as a change does: nothing is lost
-  even on power loss, and every read waits one flush (3-4 ms on the development machine's disk).
+- `commit` (default): written to the journal's log without waiting for the disk
+  (synchronous=NORMAL): the events survive a crash of any IHS process; an operating-system crash
+  or power loss can lose those of the last moments.
+- `flush`: each shared commit also waits for the disk flush, as a change does, and so does filing:
+  nothing is lost even on power loss, and every read waits one flush.
+
+Filing on PostgreSQL always commits synchronously: the journal's rows are dropped only once the
+database holds them.
 
 Changes (create, update, delete) record their event with `ihs.audit.record` in their own unit of
 work instead: it commits with the change.
 """
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ihs.audit.chain import append, ensure_audit_schema, file_pending, unfiled
+from ihs.audit.chain import ensure_audit_schema
+from ihs.audit.journal import Journal, JournalBroken, directory_of, file_journal, forget, orphans
 from ihs.fhir.validation import validate
 
 log = logging.getLogger("ihs.audit")
@@ -40,11 +43,13 @@ log = logging.getLogger("ihs.audit")
 DURABILITY = "IHS_READ_AUDIT_DURABILITY"
 LEVELS = ("commit", "flush")
 IDLE_SECONDS = 5.0  # a filer thread with nothing to do for this long ends (restarted on demand)
-FILE_DELAY = 0.1  # the filer lets appended events gather this long: fewer, larger transactions
-# Events filed per transaction. SQLite: a moderate number, since reads wait on its one write lock to
-# commit their own events (the events are prepared before the lock; 50 measured best against 10 and
-# 200); PostgreSQL locks rows, so filing never holds an append up and large batches cost less.
-FILE_BATCH = {"sqlite": 50, "postgresql": 200}
+FILE_DELAY = 0.1  # the filer lets journaled events gather this long: fewer, larger transactions
+ORPHAN_SECONDS = 30.0  # how often a filer looks for journals left by processes that ended
+# Events filed per transaction. SQLite holds its one write lock for the whole filing transaction,
+# and changes wait for it; PostgreSQL locks rows, so large batches cost nobody.
+FILE_BATCH = {"sqlite": 100, "postgresql": 500}
+MAX_BACKLOG = 50_000  # journaled events not filed yet, per process, before reads wait for the filer
+FILER_NICE = 10  # the filer thread's CPU priority below the requests' (Linux: per thread)
 
 
 def durability_from_env() -> str:
@@ -62,32 +67,34 @@ class _Ticket:
 
 
 class AuditWriter:
-    """Appends AuditEvents to `store`'s chain in shared transactions; every caller waits for its commit."""
+    """Journals AuditEvents in shared transactions (every caller waits for its commit) and files them."""
 
     def __init__(self, store, *, durability: str | None = None, max_batch: int = 500,
-                 file_delay: float = FILE_DELAY):
+                 file_delay: float = FILE_DELAY, max_backlog: int = MAX_BACKLOG):
         self.store = store
         self.file_delay = file_delay
         self.durability = durability or durability_from_env()
         if self.durability not in LEVELS:
             raise ValueError(f"durability is 'commit' or 'flush', not {self.durability!r}")
         self.max_batch = max_batch
+        self.max_backlog = max_backlog
         self.file_batch = FILE_BATCH[store.dialect]
+        self.directory = directory_of(store)
         self._cond = threading.Condition()
         self._pending: list[_Ticket] = []
         self._committing = False
+        self._journal: Journal | None = None
         self._filer: threading.Thread | None = None
         self._to_file = threading.Event()
-        self._raw = None  # the writer's own driver connection, kept between commits
-        self._lock_file = _lock_path(store)
-        self._held = threading.local()  # each thread's open lock file
         self._stopping = False
         self._filing = threading.Lock()  # flush() and the filer file one at a time: flush sees the filer's work
-        self.commits = 0  # transactions committed (with `events`: the mean batch size)
+        self._orphans_checked = 0.0
+        self.commits = 0  # journal transactions committed (with `events`: the mean batch size)
         self.events = 0
+        self.filed = 0  # of this writer's own journal
 
     def write(self, event: dict, *, checked: bool = False) -> None:
-        """Put `event` on the chain; returns once it is committed (raises what the commit raised).
+        """Journal `event`; returns once it is committed (raises what the commit raised).
 
         `checked=True`: the event comes from `audit_event` and needs no validation (see `record`).
         """
@@ -96,6 +103,10 @@ class AuditWriter:
         ticket = _Ticket(event)
         with self._cond:
             self._stopping = False
+            while self.events - self.filed >= self.max_backlog:  # filing has fallen too far behind
+                self._to_file.set()
+                self._ensure_filer()
+                self._cond.wait(0.05)
             self._pending.append(ticket)
             while not ticket.settled:
                 if self._committing:
@@ -104,33 +115,38 @@ class AuditWriter:
                     self._lead()
             if ticket.error is None:
                 self._to_file.set()  # before the check: a filer about to end sees it under this lock
-                if self._filer is None:
-                    self._start_filer()
+                self._ensure_filer()
         if ticket.error is not None:
             raise ticket.error
 
     def flush(self, timeout: float = 10) -> None:
-        """Wait until every queued event is committed, then file every appended one (tests, shutdown)."""
+        """Wait until every queued event is journaled, then file every journaled one (tests, shutdown),
+        those of journals left by ended processes included."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while (self._pending or self._committing) and time.monotonic() < deadline:
                 self._cond.wait(0.01)
-        while time.monotonic() < deadline:
-            with self._filing:
-                # none filed may only mean another process's filer took them: done when none is left
-                if not file_pending(self.store, self.file_batch, self._serialized) and not unfiled(self.store):
-                    return
+        with self._filing:
+            while self._file_own() and time.monotonic() < deadline:
+                pass
+            self._adopt_orphans()
 
     def close(self, timeout: float = 10) -> None:
-        """Commit and file everything queued, then end the filer thread and the connection (shutdown)."""
-        self.flush(timeout)
+        """Journal and file everything queued, then end the filer thread and remove the journal (shutdown).
+
+        What cannot be filed now stays in the journal, which the next writer to start adopts."""
+        try:
+            self.flush(timeout)
+        except Exception:
+            log.exception("journaled audit events could not be filed at shutdown; the next start files them")
         with self._cond:
             self._stopping = True
             filer = self._filer
-            self._close()
         self._to_file.set()
         if filer is not None:
             filer.join(timeout)
+        with self._filing, self._cond:
+            self._retire_journal()
 
     # -- the commit ----------------------------------------------------------------------------
 
@@ -138,78 +154,59 @@ class AuditWriter:
         """Commit the queued batch as its leader; called and returns holding `_cond`."""
         batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
         self._committing = True
+        journal = self._open_journal()
         self._cond.release()
         error = None
         try:
-            self._commit([t.event for t in batch])
+            journal.append([t.event for t in batch])
         except BaseException as exc:  # every waiting request learns its event was not stored
-            log.exception("audit events could not be stored", extra={"fields": {"events": len(batch)}})
+            log.exception("audit events could not be journaled", extra={"fields": {"events": len(batch)}})
             error = exc
         finally:
             self._cond.acquire()
-        if error is not None:
-            self._close()  # a broken connection is not reused
         for ticket in batch:
             ticket.settled, ticket.error = True, error
+        if error is None:
+            self.commits += 1
+            self.events += len(batch)
+        else:  # a journal that failed is not written again: the next commit starts a new one
+            self._retire_journal()
         self._committing = False
         self._cond.notify_all()
 
-    def _commit(self, events: list[dict]) -> None:
-        dialect = self.store.dialect
-        raw = self._connection()
-        with self._serialized():
-            cursor = raw.cursor()
-            try:
-                if dialect == "sqlite":
-                    cursor.execute("BEGIN IMMEDIATE")
-                    append(cursor, dialect, events)
-                    raw.commit()
-                else:
-                    # pipelined: two round trips in all, and the chain head is locked for one of them
-                    with raw.pipeline():
-                        append(cursor, dialect, events)
-                        raw.commit()
-            except BaseException:
-                raw.rollback()
-                raise
-            finally:
-                cursor.close()
-        self.commits += 1
-        self.events += len(events)
-
-    def _connection(self):
-        """The driver connection (sqlite3 or psycopg) the leaders commit on: no SQLAlchemy per statement."""
-        if self._raw is None:
+    def _open_journal(self) -> Journal:
+        if self._journal is None:
             ensure_audit_schema(self.store.engine)
-            pooled = self.store.engine.raw_connection()
-            driver = pooled.driver_connection
-            if self.store.dialect == "sqlite":
-                mode = "FULL" if self.durability == "flush" else "NORMAL"
-                driver.execute(f"PRAGMA synchronous={mode}")
-                # a checkpoint flushes the database file twice; the filer's and the writers' connections
-                # run them, never a commit that requests are waiting on
-                driver.execute("PRAGMA wal_autocheckpoint=0")
-            elif self.durability == "commit":
-                driver.execute("SET synchronous_commit TO OFF")
-                driver.commit()
-            self._raw = pooled
-        return self._raw.driver_connection
+            self._journal = Journal.create(self.directory,
+                                           synchronous="FULL" if self.durability == "flush" else "NORMAL")
+        return self._journal
 
-    def _close(self) -> None:
-        pooled, self._raw = self._raw, None
-        if pooled is not None:
-            try:
-                pooled.invalidate()  # its durability settings must not reach the pool's other users
-            except Exception:  # closing a broken connection may fail too
-                log.debug("closing the audit connection failed", exc_info=True)
+    def _retire_journal(self) -> None:
+        """Close the journal; removed if everything in it is filed, else left for a filer to adopt."""
+        journal, self._journal = self._journal, None
+        if journal is None:
+            return
+        try:
+            emptied = journal.empty()
+            if emptied:
+                forget(self.store, journal)
+        except Exception:  # unreadable: kept for adoption, which refiles nothing already on the chain
+            log.exception("the audit journal could not be checked", extra={"fields": {"journal": journal.name}})
+            emptied = False
+        journal.close(remove=emptied)
 
     # -- the filer -----------------------------------------------------------------------------
 
-    def _start_filer(self) -> None:
-        self._filer = threading.Thread(target=self._file_appended, name="audit-filer", daemon=True)
-        self._filer.start()
+    def _ensure_filer(self) -> None:
+        if self._filer is None:
+            self._filer = threading.Thread(target=self._file_journaled, name="audit-filer", daemon=True)
+            self._filer.start()
 
-    def _file_appended(self) -> None:
+    def _file_journaled(self) -> None:
+        try:  # requests first: under a burst of reads the filing falls behind, not the reads
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FILER_NICE)
+        except (AttributeError, OSError):
+            pass
         while True:
             if not self._stopping and not self._to_file.wait(IDLE_SECONDS):
                 with self._cond:
@@ -223,38 +220,43 @@ class AuditWriter:
             time.sleep(self.file_delay)
             self._to_file.clear()
             try:
-                while True:
-                    with self._filing:
-                        filed = file_pending(self.store, self.file_batch, self._serialized)
-                    if filed < self.file_batch:
-                        break
-            except Exception:  # the events stay on the chain and in audit_pending; the next round retries
-                log.exception("appended audit events could not be filed")
+                with self._filing:
+                    while self._file_own() == self.file_batch:
+                        pass
+                    if time.monotonic() - self._orphans_checked > ORPHAN_SECONDS:
+                        self._adopt_orphans()
+            except Exception:  # the events stay in the journal; the next round retries
+                log.exception("journaled audit events could not be filed")
                 time.sleep(1)
                 self._to_file.set()
 
-    @contextmanager
-    def _serialized(self):
-        """SQLite: one audit transaction at a time across the worker processes.
+    def _file_own(self) -> int:
+        """File one batch of this writer's journal; returns how many were filed."""
+        journal = self._journal
+        if journal is None:
+            return 0
+        filed = file_journal(self.store, journal, self.file_batch, synced=self.durability == "flush")
+        self.store.checkpoint()  # unsynced commits leave the checkpoint to the caller (ihs.store.Store.session)
+        if filed:
+            with self._cond:
+                self.filed += filed
+                self._cond.notify_all()
+        return filed
 
-        SQLite's own wait for its write lock sleeps 1, 2, 5 ... ms between tries; a file lock hands
-        over the moment the other process commits, and that process's requests queue meanwhile.
-        """
-        if self._lock_file is None:
-            yield
-            return
-        handle = getattr(self._held, "handle", None)
-        if handle is None:  # one open file per thread: flock excludes other open files, not other threads
-            handle = self._held.handle = open(self._lock_file, "a")
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _lock_path(store) -> str | None:
-    if store.dialect != "sqlite":
-        return None
-    database = store.engine.url.database
-    return f"{database}.audit.lock" if database and database != ":memory:" else None
+    def _adopt_orphans(self) -> None:
+        """File and remove the journals of processes that ended before filing all their events."""
+        self._orphans_checked = time.monotonic()
+        for journal in orphans(self.directory):
+            try:
+                while file_journal(self.store, journal, self.file_batch, synced=True):
+                    pass
+                forget(self.store, journal)
+                journal.close(remove=True)
+                log.info("filed the audit journal of an ended process", extra={"fields": {"journal": journal.name}})
+            except JournalBroken:
+                journal.close(remove=False)  # kept as evidence; `ihs audit verify` names it
+                log.critical("an audit journal was altered; run `ihs audit verify`",
+                             extra={"fields": {"journal": journal.name}})
+            except BaseException:
+                journal.close(remove=False)
+                raise

@@ -95,38 +95,42 @@ def test_the_unsecured_benchmark_mode_serves_on_loopback_only(tmp_path):
     assert result.exit_code != 0 and "127.0.0.1 only" in result.output
 
 
-def test_a_read_is_answered_only_once_its_audit_event_is_committed(client, store):
+def test_a_read_is_answered_only_once_its_audit_event_is_stored(client, store):
+    import sqlite3
+
     from sqlalchemy import select
 
     from ihs.audit.chain import audit_chain
 
     patient = client.post("/Patient", json={"resourceType": "Patient"}).json()
+    writer = audit_writer(store)
+    writer.file_delay = 30  # the read's event stays in the journal for the test
     assert client.get(f"/Patient/{patient['id']}").status_code == 200
-    with store.engine.connect() as conn:  # on the chain when the response arrived, filed as a resource or not
+    with store.engine.connect() as conn:
         links = conn.execute(select(audit_chain.c.seq)).all()
-    assert len(links) == 2  # the create's event and the read's
+    with sqlite3.connect(writer._journal.path) as journal:
+        journaled = journal.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert len(links) + journaled == 2  # the create's event (on the chain) and the read's (in the journal)
 
 
-def test_a_read_whose_audit_event_cannot_be_committed_is_not_answered(client, store):
-    from sqlalchemy import delete, insert
-
+def test_a_read_whose_audit_event_cannot_be_stored_is_not_answered(client, store, monkeypatch):
     from ihs.audit import verify
-    from ihs.audit.chain import audit_chain_head
+    from ihs.audit.journal import Journal
 
     patient = client.post("/Patient", json={"resourceType": "Patient"}).json()
-    with store.engine.begin() as conn:
-        head = conn.execute(audit_chain_head.select()).first()
-        conn.execute(delete(audit_chain_head))  # appending to the chain now fails
-    try:
-        for path in (f"/Patient/{patient['id']}", "/Patient?gender=female"):
-            response = client.get(path)
-            assert response.status_code == 503, path
-            assert "audit trail" in response.json()["issue"][0]["diagnostics"]
-    finally:
-        with store.engine.begin() as conn:
-            conn.execute(insert(audit_chain_head).values(id=1, seq=head.seq, hash=head.hash))
+
+    def disk_full(self, events):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Journal, "append", disk_full)
+    for path in (f"/Patient/{patient['id']}", "/Patient?gender=female"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert "audit trail" in response.json()["issue"][0]["diagnostics"]
+    monkeypatch.undo()
     assert client.get(f"/Patient/{patient['id']}").status_code == 200
-    assert verify(store).ok
+    audit_writer(store).flush()
+    assert verify(store).ok and verify(store).checked == 2
 
 
 def test_audit_events_are_found_by_patient_and_unindexed_parameters_are_refused(client, store):

@@ -1,12 +1,15 @@
-"""Group commit of read AuditEvents: every caller returns only once its event is committed on the chain."""
+"""Group commit of read AuditEvents: every caller returns only once its event is in its process's journal;
+the filer puts journaled events on the chain and stores them, exactly once."""
+import sqlite3
 import threading
 import time
 
 import pytest
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select
 
 from ihs.audit import audit_event, verify
-from ihs.audit.chain import GENESIS, audit_chain, audit_chain_head, audit_pending
+from ihs.audit.chain import GENESIS, audit_chain, audit_chain_head
+from ihs.audit.journal import Journal, JournalBroken, file_journal
 from ihs.audit.writer import AuditWriter
 from ihs.store.search import find
 from tests.auth.security_tables import reset_security_tables
@@ -35,6 +38,27 @@ def _on_chain(store, event_id: str) -> bool:
         return conn.execute(select(audit_chain.c.seq).where(audit_chain.c.res_id == event_id)).first() is not None
 
 
+def _journaled(writer) -> list[dict]:
+    """The events in the writer's journal file, read as another process would."""
+    import orjson
+
+    with sqlite3.connect(writer._journal.path) as db:
+        return [orjson.loads(c) for (c,) in db.execute("SELECT content FROM events ORDER BY n")]
+
+
+def _end(writer, *, remove: bool) -> None:
+    """End a writer as its process would end: its filer stops, its journal is closed (and removed)."""
+    if writer in _open:
+        _open.remove(writer)
+    writer._stopping = True
+    writer._to_file.set()
+    writer._journal.close(remove=remove)
+
+
+def _journal_files(writer) -> list:
+    return sorted(writer.directory.glob("*.journal")) if writer.directory.is_dir() else []
+
+
 def test_each_caller_returns_with_its_event_committed_and_the_filer_stores_them(audited):
     writer = _writer(audited)
     errors = []
@@ -45,7 +69,7 @@ def test_each_caller_returns_with_its_event_committed_and_the_filer_stores_them(
                 event = audit_event("read", user_name=f"user{k}", resource=f"Observation/o{k}-{i}")
                 event["id"] = f"e{k}-{i}"
                 writer.write(event, checked=True)
-                assert _on_chain(audited, f"e{k}-{i}")  # committed before write() returned
+                assert f"e{k}-{i}" in {e["id"] for e in _journaled(writer)}  # committed before write() returned
         except Exception as exc:  # reported below
             errors.append(exc)
 
@@ -56,66 +80,66 @@ def test_each_caller_returns_with_its_event_committed_and_the_filer_stores_them(
         t.join()
     assert not errors
     assert writer.events == 60
-    result = verify(audited)  # appended events are verified whether filed yet or not
-    assert result.ok and result.checked == 60
+    assert verify(audited).ok  # journaled events are checked whether filed yet or not
     writer.flush()
     with audited.session() as uow:
         assert find(uow, "AuditEvent", [("entity", "Observation/o3-7")], limit=1)
-    with audited.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(audit_pending)).scalar_one() == 0
-    assert verify(audited).ok
-
-
-def _hold_the_chain(store):
-    """A transaction on another connection holding what an append needs (the write lock, the head row)."""
-    conn = store.engine.connect()
-    if store.dialect == "sqlite":
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
-    else:
-        conn.execute(text("SELECT seq FROM audit_chain_head WHERE id = 1 FOR UPDATE"))
-    return conn
-
-
-def _release(store, holder) -> None:
-    if store.dialect == "sqlite":
-        holder.connection.driver_connection.execute("ROLLBACK")
-    else:
-        holder.rollback()
-    holder.close()
+    assert _on_chain(audited, "e3-7") and writer.filed == 60 and not _journaled(writer)
+    result = verify(audited)
+    assert result.ok and result.checked == 60
 
 
 def test_requests_queued_during_a_commit_share_the_next_one(audited):
     writer = _writer(audited)
     writer.write(audit_event("read", user_name="warm-up"), checked=True)
     before = writer.commits
-    holder = _hold_the_chain(audited)
+    holder = sqlite3.connect(writer._journal.path, isolation_level=None)  # holds the journal's write lock
+    holder.execute("BEGIN IMMEDIATE")
     threads = [threading.Thread(target=writer.write, args=(audit_event("read", user_name=f"u{i}"),),
                                 kwargs={"checked": True}) for i in range(8)]
     for t in threads:
         t.start()
-    time.sleep(0.3)  # all eight are queued or waiting on the held chain
-    _release(audited, holder)
+    time.sleep(0.3)  # all eight are queued or waiting on the held journal
+    holder.execute("ROLLBACK")
+    holder.close()
     for t in threads:
         t.join()
     assert writer.events == 9
     assert writer.commits - before <= 2  # the first one's transaction, then everyone queued behind it
+    writer.flush()
+    assert verify(audited).ok and verify(audited).checked == 9
+
+
+def test_a_failed_journal_commit_is_raised_to_every_caller_and_a_new_journal_takes_over(audited):
+    writer = _writer(audited)
+    writer.write(audit_event("read", user_name="first"), checked=True)
+    broken = writer._journal
+    broken.db.close()  # the journal can no longer be written
+    with pytest.raises(sqlite3.ProgrammingError):
+        writer.write(audit_event("read", user_name="lost"), checked=True)
+    writer.write(audit_event("read", user_name="next"), checked=True)  # the writer keeps working, in a new journal
+    assert writer._journal is not broken
+    writer.flush()  # the first journal, closed and unlocked, is adopted and filed
+    with audited.session() as uow:
+        names = {s.resource()["agent"][0]["name"] for s in find(uow, "AuditEvent", [], limit=10)}
+    assert names == {"first", "next"}
     assert verify(audited).ok
 
 
-def test_a_failed_commit_is_raised_to_every_caller_and_nothing_is_stored(audited):
-    writer = _writer(audited)
-    with audited.engine.begin() as conn:  # the chain has lost its head: appending must fail
+def test_events_wait_in_the_journal_while_they_cannot_be_filed(audited):
+    writer = _writer(audited, file_delay=30)
+    with audited.engine.begin() as conn:  # the chain has lost its head: filing must fail
         conn.execute(delete(audit_chain_head))
     try:
+        writer.write(audit_event("read", user_name="kept"), checked=True)  # the read is answered all the same
         with pytest.raises(RuntimeError, match="no head row"):
-            writer.write(audit_event("read", user_name="lost"), checked=True)
+            writer.flush()
+        assert len(_journaled(writer)) == 1
     finally:
         with audited.engine.begin() as conn:
             conn.execute(insert(audit_chain_head).values(id=1, seq=0, hash=GENESIS))
-    with audited.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(audit_chain)).scalar_one() == 0
-    writer.write(audit_event("read", user_name="next"), checked=True)  # the writer keeps working
-    assert verify(audited).ok
+    writer.flush()
+    assert not _journaled(writer) and verify(audited).ok and verify(audited).checked == 1
 
 
 def test_an_invalid_event_fails_its_caller_only(audited):
@@ -126,16 +150,30 @@ def test_an_invalid_event_fails_its_caller_only(audited):
     assert verify(audited).ok and writer.events == 1
 
 
-def test_a_modified_event_waiting_to_be_filed_is_detected(audited):
-    writer = _writer(audited, file_delay=30)  # the events stay in audit_pending during the test
+def test_a_modified_event_waiting_to_be_filed_is_detected_and_not_filed(audited):
+    writer = _writer(audited, file_delay=30)  # the events stay in the journal during the test
     for name in ("first", "second"):
         writer.write(audit_event("read", user_name=name), checked=True)
-    with audited.engine.begin() as conn:
-        content = conn.execute(select(audit_pending.c.content).where(audit_pending.c.seq == 2)).scalar_one()
-        conn.execute(update(audit_pending).where(audit_pending.c.seq == 2)
-                     .values(content=content.replace('"second"', '"someone else"')))
+    with sqlite3.connect(writer._journal.path) as db:
+        db.execute("UPDATE events SET content = replace(content, '\"second\"', '\"someone else\"') WHERE n = 2")
     result = verify(audited)
-    assert not result.ok and result.sequence == 2 and "modified" in result.problem
+    assert not result.ok and "row 2 was changed" in result.problem
+    with pytest.raises(JournalBroken, match="row 2"):
+        file_journal(audited, writer._journal, 10)
+    with audited.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(audit_chain)).scalar_one() == 0  # nothing filed
+    _end(writer, remove=True)  # broken on purpose: no later filer adopts it
+
+
+def test_a_removed_journal_row_is_detected(audited):
+    writer = _writer(audited, file_delay=30)
+    for name in ("first", "second", "third"):
+        writer.write(audit_event("read", user_name=name), checked=True)
+    with sqlite3.connect(writer._journal.path) as db:
+        db.execute("DELETE FROM events WHERE n = 2")
+    result = verify(audited)
+    assert not result.ok and "rows 2..2 are missing" in result.problem
+    _end(writer, remove=True)  # broken on purpose: no later filer adopts it
 
 
 def test_flushed_durability_commits_as_well(audited):
@@ -170,8 +208,7 @@ def test_the_servers_own_audit_events_are_not_published_on_the_outbox(audited):
 
 
 def test_two_writers_filing_the_same_chain_store_each_event_once(audited):
-    """Each worker process has its own writer and filer; events one filer prepared and another filed
-    meanwhile are skipped, never stored twice."""
+    """Each worker process has its own writer, journal and filer; they file onto one chain."""
     writers = [_writer(audited, file_delay=0), _writer(audited, file_delay=0)]
 
     def requests(writer, k):
@@ -185,9 +222,54 @@ def test_two_writers_filing_the_same_chain_store_each_event_once(audited):
         t.join()
     for writer in writers:
         writer.flush()
-    with audited.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(audit_pending)).scalar_one() == 0
     with audited.session() as uow:
         filed = find(uow, "AuditEvent", [("_count", "500")], limit=500)
     assert len(filed) == 160 and len({s.id for s in filed}) == 160
     assert verify(audited).ok and verify(audited).checked == 160
+
+
+def test_a_journal_left_by_an_ended_process_is_filed_and_removed(audited):
+    ended = AuditWriter(audited, file_delay=30)
+    for i in range(5):
+        ended.write(audit_event("read", user_name=f"u{i}"), checked=True)
+    left = ended._journal
+    _end(ended, remove=False)  # the process ended: its lock is gone, its events are not filed
+    writer = _writer(audited)
+    writer.flush()
+    assert not left.path.exists() and not _journal_files(writer)
+    assert verify(audited).ok and verify(audited).checked == 5
+
+
+def test_rows_whose_filing_committed_are_never_filed_twice(audited, monkeypatch):
+    writer = _writer(audited, file_delay=30)
+    for i in range(4):
+        writer.write(audit_event("read", user_name=f"u{i}"), checked=True)
+    monkeypatch.setattr(Journal, "drop", lambda self, upto: None)  # a crash right after the filing commit
+    assert file_journal(audited, writer._journal, 10) == 4
+    monkeypatch.undo()
+    assert file_journal(audited, writer._journal, 10) == 0  # the store's mark says they are filed
+    assert not _journaled(writer)
+    writer.write(audit_event("read", user_name="later"), checked=True)  # links on from the filed rows
+    writer.flush()
+    assert verify(audited).ok and verify(audited).checked == 5
+
+
+def test_reads_wait_for_the_filer_once_the_backlog_is_full(audited):
+    writer = _writer(audited, file_delay=0.5, max_backlog=3)
+    for i in range(3):
+        writer.write(audit_event("read", user_name=f"u{i}"), checked=True)
+    started = time.monotonic()
+    writer.write(audit_event("read", user_name="waits"), checked=True)
+    assert time.monotonic() - started >= 0.3  # until the filer's round after its delay
+    assert writer.filed >= 3
+    writer.flush()
+    assert verify(audited).checked == 4
+
+
+def test_closing_files_everything_and_removes_the_journal(audited):
+    writer = AuditWriter(audited, file_delay=30)
+    for i in range(3):
+        writer.write(audit_event("read", user_name=f"u{i}"), checked=True)
+    writer.close()
+    assert not _journal_files(writer)
+    assert verify(audited).ok and verify(audited).checked == 3
