@@ -30,7 +30,7 @@ def serve(host, port, database, workers, demo, log_level, tls_cert, tls_key, uns
     import uvicorn
 
     from ihs.api.observability import configure_logging
-    from ihs.server import UNSECURED_BENCHMARK, open_store
+    from ihs.server import UNSECURED_BENCHMARK, open_store, start_filing, stop_filing
     from ihs.store.engine import database_url
 
     url = database_url(database)
@@ -52,8 +52,13 @@ def serve(host, port, database, workers, demo, log_level, tls_cert, tls_key, uns
     scheme = "https" if tls_cert else "http"
     click.echo(f"IHS FHIR API on {scheme}://{host}:{port} (database {url.split('@')[-1]}, {workers} worker(s))",
                err=True)
-    uvicorn.run("ihs.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_config=None, access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+    filer = start_filing(url) if workers > 1 and not unsecured_benchmark else None
+    try:
+        uvicorn.run("ihs.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_config=None, access_log=False, ssl_certfile=tls_cert, ssl_keyfile=tls_key)
+    finally:
+        if filer is not None:
+            stop_filing(filer)
 
 
 def _ensure_demo(store) -> None:

@@ -30,6 +30,27 @@ def open_store(url: str | None = None) -> Store:
     return store
 
 
+def start_filing(url: str):
+    """Under several workers: file every worker's read audits from this, the supervising process.
+
+    The workers then spend no CPU on filing (ihs/audit/filer.py); they inherit the setting.
+    """
+    from ihs.audit.filer import SUPERVISOR, start_supervisor_filer
+    from ihs.audit.writer import durability_from_env
+
+    os.environ[SUPERVISOR] = "supervisor"
+    return start_supervisor_filer(open_store(url), durability_from_env())
+
+
+def stop_filing(filer) -> None:
+    """File what the workers left, then end the filer (the workers have stopped)."""
+    try:
+        filer.file_round(orphans_now=True)
+    finally:
+        filer.stop()
+        filer.store.dispose()
+
+
 def subscribe_handlers() -> None:
     """The platform's reactions to committed changes, on the default event bus."""
     mpi_changes.subscribe_all(events.subscribe)

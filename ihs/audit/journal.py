@@ -66,15 +66,16 @@ def link(previous: str, content: str) -> str:
 
 
 class Journal:
-    """One journal file, locked by this process for as long as it is open."""
+    """One journal file: its writer holds `lock` (flock) for as long as it is open; filers open it without."""
 
-    def __init__(self, path: Path, lock, *, synchronous: str = "NORMAL"):
+    def __init__(self, path: Path, lock=None, *, synchronous: str = "NORMAL"):
         self.path = path
         self.name = path.name
         self._lock = lock
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(f"PRAGMA synchronous={synchronous}")
+        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the filer checkpoints, never a read's commit
         self.db.execute("CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY, content TEXT NOT NULL, "
                         "hash TEXT NOT NULL)")
         last = self.db.execute("SELECT n, hash FROM events ORDER BY n DESC LIMIT 1").fetchone()
@@ -112,8 +113,16 @@ class Journal:
         """Forget the rows up to `upto` (they are filed)."""
         self.db.execute("DELETE FROM events WHERE n <= ?", (upto,))
 
+    def unfiled(self) -> int:
+        """How many rows are waiting to be filed."""
+        first, last = self.db.execute("SELECT min(n), max(n) FROM events").fetchone()
+        return 0 if first is None else last - first + 1
+
     def empty(self) -> bool:
-        return self.db.execute("SELECT 1 FROM events LIMIT 1").fetchone() is None
+        return self.unfiled() == 0
+
+    def checkpoint(self) -> None:
+        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self, *, remove: bool) -> None:
         try:
@@ -123,8 +132,9 @@ class Journal:
         if remove:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-        self._lock.close()  # releases the flock
-        if remove:
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+        if remove and self._lock is not None:
             Path(f"{self.path}.lock").unlink(missing_ok=True)
 
 
@@ -150,6 +160,23 @@ def orphans(directory: Path) -> list[Journal]:
             continue
         found.append(Journal(path, lock))
     return found
+
+
+def unfiled_events(store) -> int:
+    """Read audits journaled and not filed yet, over every journal of `store` (for monitoring)."""
+    directory = directory_of(store)
+    waiting = 0
+    for path in directory.glob(f"*{SUFFIX}") if directory.is_dir() else ():
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                first, last = db.execute("SELECT min(n), max(n) FROM events").fetchone()
+            finally:
+                db.close()
+        except sqlite3.Error:  # removed meanwhile
+            continue
+        waiting += 0 if first is None else last - first + 1
+    return waiting
 
 
 def file_journal(store, journal: Journal, limit: int, *, synced: bool = True) -> int:

@@ -35,21 +35,15 @@ import time
 from dataclasses import dataclass
 
 from ihs.audit.chain import ensure_audit_schema
-from ihs.audit.journal import Journal, JournalBroken, directory_of, file_journal, forget, orphans
+from ihs.audit.filer import JournalFiler, supervised
+from ihs.audit.journal import Journal, directory_of, forget
 from ihs.fhir.validation import validate
 
 log = logging.getLogger("ihs.audit")
 
 DURABILITY = "IHS_READ_AUDIT_DURABILITY"
 LEVELS = ("commit", "flush")
-IDLE_SECONDS = 5.0  # a filer thread with nothing to do for this long ends (restarted on demand)
-FILE_DELAY = 0.1  # the filer lets journaled events gather this long: fewer, larger transactions
-ORPHAN_SECONDS = 30.0  # how often a filer looks for journals left by processes that ended
-# Events filed per transaction. SQLite holds its one write lock for the whole filing transaction,
-# and changes wait for it; PostgreSQL locks rows, so large batches cost nobody.
-FILE_BATCH = {"sqlite": 100, "postgresql": 500}
 MAX_BACKLOG = 50_000  # journaled events not filed yet, per process, before reads wait for the filer
-FILER_NICE = 10  # the filer thread's CPU priority below the requests' (Linux: per thread)
 
 
 def durability_from_env() -> str:
@@ -67,31 +61,40 @@ class _Ticket:
 
 
 class AuditWriter:
-    """Journals AuditEvents in shared transactions (every caller waits for its commit) and files them."""
+    """Journals AuditEvents in shared transactions (every caller waits for its commit) and files them.
 
-    def __init__(self, store, *, durability: str | None = None, max_batch: int = 500,
-                 file_delay: float = FILE_DELAY, max_backlog: int = MAX_BACKLOG):
+    `supervised=True` (the default under `ihs serve --workers N`): the supervising process files
+    this writer's journal, and the writer files only when flushed.
+    """
+
+    def __init__(self, store, *, durability: str | None = None, max_batch: int = 500, file_delay: float | None = None,
+                 max_backlog: int = MAX_BACKLOG, supervised_filing: bool | None = None):
         self.store = store
-        self.file_delay = file_delay
         self.durability = durability or durability_from_env()
         if self.durability not in LEVELS:
             raise ValueError(f"durability is 'commit' or 'flush', not {self.durability!r}")
         self.max_batch = max_batch
         self.max_backlog = max_backlog
-        self.file_batch = FILE_BATCH[store.dialect]
         self.directory = directory_of(store)
+        self.supervised = supervised() if supervised_filing is None else supervised_filing
         self._cond = threading.Condition()
         self._pending: list[_Ticket] = []
         self._committing = False
         self._journal: Journal | None = None
-        self._filer: threading.Thread | None = None
-        self._to_file = threading.Event()
-        self._stopping = False
-        self._filing = threading.Lock()  # flush() and the filer file one at a time: flush sees the filer's work
-        self._orphans_checked = 0.0
+        self.filer = JournalFiler(store, self.directory, own=self._journal_path,
+                                  synced=self.durability == "flush", on_filed=self._filed,
+                                  **({} if file_delay is None else {"file_delay": file_delay}))
         self.commits = 0  # journal transactions committed (with `events`: the mean batch size)
         self.events = 0
-        self.filed = 0  # of this writer's own journal
+        self.filed = 0  # of this writer's own journal, as far as this writer knows
+
+    @property
+    def file_delay(self) -> float:
+        return self.filer.file_delay
+
+    @file_delay.setter
+    def file_delay(self, seconds: float) -> None:
+        self.filer.file_delay = seconds
 
     def write(self, event: dict, *, checked: bool = False) -> None:
         """Journal `event`; returns once it is committed (raises what the commit raised).
@@ -102,10 +105,8 @@ class AuditWriter:
             validate(event)  # a bad event fails its own caller, never the batch it would have joined
         ticket = _Ticket(event)
         with self._cond:
-            self._stopping = False
-            while self.events - self.filed >= self.max_backlog:  # filing has fallen too far behind
-                self._to_file.set()
-                self._ensure_filer()
+            while self._backlog() >= self.max_backlog:  # filing has fallen too far behind
+                self._wake_filer()
                 self._cond.wait(0.05)
             self._pending.append(ticket)
             while not ticket.settled:
@@ -113,11 +114,9 @@ class AuditWriter:
                     self._cond.wait()
                 else:
                     self._lead()
-            if ticket.error is None:
-                self._to_file.set()  # before the check: a filer about to end sees it under this lock
-                self._ensure_filer()
         if ticket.error is not None:
             raise ticket.error
+        self._wake_filer()
 
     def flush(self, timeout: float = 10) -> None:
         """Wait until every queued event is journaled, then file every journaled one (tests, shutdown),
@@ -126,26 +125,18 @@ class AuditWriter:
         with self._cond:
             while (self._pending or self._committing) and time.monotonic() < deadline:
                 self._cond.wait(0.01)
-        with self._filing:
-            while self._file_own() and time.monotonic() < deadline:
-                pass
-            self._adopt_orphans()
+        self.filer.file_round(orphans_now=True)
 
     def close(self, timeout: float = 10) -> None:
         """Journal and file everything queued, then end the filer thread and remove the journal (shutdown).
 
-        What cannot be filed now stays in the journal, which the next writer to start adopts."""
+        What cannot be filed now stays in the journal, which the next filer to look adopts."""
         try:
             self.flush(timeout)
         except Exception:
-            log.exception("journaled audit events could not be filed at shutdown; the next start files them")
+            log.exception("journaled audit events could not be filed at shutdown; the next filer files them")
+        self.filer.stop(timeout)
         with self._cond:
-            self._stopping = True
-            filer = self._filer
-        self._to_file.set()
-        if filer is not None:
-            filer.join(timeout)
-        with self._filing, self._cond:
             self._retire_journal()
 
     # -- the commit ----------------------------------------------------------------------------
@@ -181,11 +172,16 @@ class AuditWriter:
                                            synchronous="FULL" if self.durability == "flush" else "NORMAL")
         return self._journal
 
+    def _journal_path(self):
+        journal = self._journal
+        return journal.path if journal is not None else None
+
     def _retire_journal(self) -> None:
         """Close the journal; removed if everything in it is filed, else left for a filer to adopt."""
         journal, self._journal = self._journal, None
         if journal is None:
             return
+        self.filer.forget_reader(journal.path)
         try:
             emptied = journal.empty()
             if emptied:
@@ -195,68 +191,21 @@ class AuditWriter:
             emptied = False
         journal.close(remove=emptied)
 
-    # -- the filer -----------------------------------------------------------------------------
+    # -- filing --------------------------------------------------------------------------------
 
-    def _ensure_filer(self) -> None:
-        if self._filer is None:
-            self._filer = threading.Thread(target=self._file_journaled, name="audit-filer", daemon=True)
-            self._filer.start()
+    def _wake_filer(self) -> None:
+        if not self.supervised:
+            self.filer.wake()
 
-    def _file_journaled(self) -> None:
-        try:  # requests first: under a burst of reads the filing falls behind, not the reads
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FILER_NICE)
-        except (AttributeError, OSError):
-            pass
-        while True:
-            if not self._stopping and not self._to_file.wait(IDLE_SECONDS):
-                with self._cond:
-                    if not self._to_file.is_set():
-                        self._filer = None
-                        return
-            if self._stopping:
-                with self._cond:
-                    self._filer = None
-                return
-            time.sleep(self.file_delay)
-            self._to_file.clear()
-            try:
-                with self._filing:
-                    while self._file_own() == self.file_batch:
-                        pass
-                    if time.monotonic() - self._orphans_checked > ORPHAN_SECONDS:
-                        self._adopt_orphans()
-            except Exception:  # the events stay in the journal; the next round retries
-                log.exception("journaled audit events could not be filed")
-                time.sleep(1)
-                self._to_file.set()
+    def _filed(self, count: int) -> None:
+        # without `_cond`: a leader holding it may be waiting for this filer's round (`forget_reader`);
+        # readers waiting on the backlog look again every 50 ms
+        self.filed += count
 
-    def _file_own(self) -> int:
-        """File one batch of this writer's journal; returns how many were filed."""
-        journal = self._journal
-        if journal is None:
-            return 0
-        filed = file_journal(self.store, journal, self.file_batch, synced=self.durability == "flush")
-        self.store.checkpoint()  # unsynced commits leave the checkpoint to the caller (ihs.store.Store.session)
-        if filed:
-            with self._cond:
-                self.filed += filed
-                self._cond.notify_all()
-        return filed
-
-    def _adopt_orphans(self) -> None:
-        """File and remove the journals of processes that ended before filing all their events."""
-        self._orphans_checked = time.monotonic()
-        for journal in orphans(self.directory):
-            try:
-                while file_journal(self.store, journal, self.file_batch, synced=True):
-                    pass
-                forget(self.store, journal)
-                journal.close(remove=True)
-                log.info("filed the audit journal of an ended process", extra={"fields": {"journal": journal.name}})
-            except JournalBroken:
-                journal.close(remove=False)  # kept as evidence; `ihs audit verify` names it
-                log.critical("an audit journal was altered; run `ihs audit verify`",
-                             extra={"fields": {"journal": journal.name}})
-            except BaseException:
-                journal.close(remove=False)
-                raise
+    def _backlog(self) -> int:
+        """Journaled events not filed yet (asks the journal when another process files it)."""
+        backlog = self.events - self.filed
+        if backlog >= self.max_backlog and self.supervised and self._journal is not None:
+            self.filed = self.events - self._journal.unfiled()
+            backlog = self.events - self.filed
+        return backlog

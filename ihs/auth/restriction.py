@@ -102,21 +102,27 @@ def patients_of(resource: dict, index_rows=None) -> frozenset[str]:
 def _compartment_rows(resource: dict, params) -> "IndexRows":
     """The index rows of the compartment parameters alone: every read asks, a full extraction costs ten times more."""
     from ihs.fhir.index_rows import IndexRows
-    from ihs.fhir.indexing import extractors
 
     rows = IndexRows()
-    for extractor in extractors(resource["resourceType"]):
-        if extractor.param.code in params:
-            for key, unit in extractor.units:
-                if key is None or key in resource:
-                    try:
-                        unit(resource, rows)
-                    except (AttributeError, TypeError, ValueError, KeyError):
-                        continue  # a value of an unexpected shape names no patient (as in `extract`)
-                    except Exception:  # fhirpathpy raises bare Exceptions for what it cannot evaluate
-                        if extractor.fast:
-                            raise
+    for key, unit, fast in _compartment_units(resource["resourceType"], params):
+        if key is None or key in resource:
+            try:
+                unit(resource, rows)
+            except (AttributeError, TypeError, ValueError, KeyError):
+                continue  # a value of an unexpected shape names no patient (as in `extract`)
+            except Exception:  # fhirpathpy raises bare Exceptions for what it cannot evaluate
+                if fast:
+                    raise
     return rows
+
+
+def _compartment_units(res_type: str, params) -> list:
+    """(root key, unit, fast) of the compartment parameters' extractors of a type, worked out once."""
+    from ihs.fhir.indexing import extractors
+    from ihs.fhir.searchparams import registry
+
+    return registry().derived(("compartment units", res_type), lambda: [
+        (root, unit, e.fast) for e in extractors(res_type) if e.param.code in params for root, unit in e.units])
 
 
 def codings(resource: dict, element: str) -> frozenset[tuple[str, str]]:

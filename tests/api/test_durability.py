@@ -62,3 +62,60 @@ def _check_survives_sigkill(url: str) -> None:
     finally:
         restarted.stop()
     assert missing == []
+
+
+def _read_until_killed(base: str, token: str, path: str, answered: list[int], stop: threading.Event) -> None:
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as http:
+        while not stop.is_set():
+            try:
+                response = http.get(path)
+            except httpx.HTTPError:
+                return  # the server died mid-request: this read was never answered
+            if response.status_code == 200:
+                answered.append(1)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_audit_event_of_every_answered_read_survives_sigkill(backend, tmp_path, request):
+    """Reads are journaled before the response and filed later: a killed server's journals are filed
+    by the next start, so every answered read has its AuditEvent."""
+    if backend == "postgresql":
+        with scratch_database(request.getfixturevalue("postgres_server"), "durability") as url:
+            _check_read_audits_survive_sigkill(url)
+    else:
+        _check_read_audits_survive_sigkill(f"sqlite:///{tmp_path}/ihs.db")
+
+
+def _check_read_audits_survive_sigkill(url: str) -> None:
+    server = ServerProcess(url, workers=2).start()
+    token = server.system_token()
+    created = httpx.post(f"{server.base}/Patient", json={"resourceType": "Patient"},
+                         headers={"Authorization": f"Bearer {token}"})
+    patient = created.json()["id"]
+    answered: list[int] = []
+    stop = threading.Event()
+    readers = [threading.Thread(target=_read_until_killed,
+                                args=(server.base, token, f"/Patient/{patient}", answered, stop)) for _ in range(4)]
+    for r in readers:
+        r.start()
+    deadline = time.monotonic() + 30
+    while len(answered) < 500 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server.kill()  # the filer is behind the reads: some answered reads are only in the journals
+    stop.set()
+    for r in readers:
+        r.join()
+
+    restarted = ServerProcess(url).start()
+    try:
+        headers = {"Authorization": f"Bearer {restarted.system_token()}"}
+        query = f"/AuditEvent?patient=Patient/{patient}&action=R&_summary=count&_total=accurate"
+        with httpx.Client(base_url=restarted.base, headers=headers, timeout=10) as http:
+            http.get(f"/Patient/{patient}")  # the new writer's filer adopts the killed workers' journals
+            deadline = time.monotonic() + 30
+            while (filed := http.get(query).json()["total"]) < len(answered) and time.monotonic() < deadline:
+                time.sleep(0.2)
+    finally:
+        restarted.stop()
+    assert len(answered) >= 500
+    assert filed >= len(answered)  # and the reads the new server answered meanwhile

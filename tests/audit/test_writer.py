@@ -9,7 +9,8 @@ from sqlalchemy import delete, func, insert, select
 
 from ihs.audit import audit_event, verify
 from ihs.audit.chain import GENESIS, audit_chain, audit_chain_head
-from ihs.audit.journal import Journal, JournalBroken, file_journal
+from ihs.audit.filer import JournalFiler
+from ihs.audit.journal import Journal, JournalBroken, file_journal, unfiled_events
 from ihs.audit.writer import AuditWriter
 from ihs.store.search import find
 from tests.auth.security_tables import reset_security_tables
@@ -50,8 +51,7 @@ def _end(writer, *, remove: bool) -> None:
     """End a writer as its process would end: its filer stops, its journal is closed (and removed)."""
     if writer in _open:
         _open.remove(writer)
-    writer._stopping = True
-    writer._to_file.set()
+    writer.filer.stop()
     writer._journal.close(remove=remove)
 
 
@@ -273,3 +273,38 @@ def test_closing_files_everything_and_removes_the_journal(audited):
     writer.close()
     assert not _journal_files(writer)
     assert verify(audited).ok and verify(audited).checked == 3
+
+
+def test_the_supervising_process_files_every_workers_journal(audited):
+    """Under `ihs serve --workers N` the workers only journal; one filer files all their journals."""
+    workers = [_writer(audited, supervised_filing=True) for _ in range(2)]
+    for k, writer in enumerate(workers):
+        for i in range(5):
+            writer.write(audit_event("read", user_name=f"w{k}-{i}"), checked=True)
+        assert writer.filer._thread is None  # a supervised writer files nothing by itself
+    assert unfiled_events(audited) == 10
+    supervisor = JournalFiler(audited, workers[0].directory, every_journal=True)
+    try:
+        assert supervisor.file_round() == 10
+        assert unfiled_events(audited) == 0
+        workers[1].write(audit_event("read", user_name="later"), checked=True)
+        assert supervisor.file_round() == 1  # the live journal is read again where it was left
+    finally:
+        supervisor.stop()
+    assert verify(audited).ok and verify(audited).checked == 11
+
+
+def test_a_supervised_writer_waits_for_the_supervisor_once_its_backlog_is_full(audited):
+    writer = _writer(audited, supervised_filing=True, max_backlog=3)
+    for i in range(3):
+        writer.write(audit_event("read", user_name=f"u{i}"), checked=True)
+    supervisor = JournalFiler(audited, writer.directory, every_journal=True)
+    timer = threading.Timer(0.3, supervisor.file_round)
+    timer.start()
+    started = time.monotonic()
+    writer.write(audit_event("read", user_name="waits"), checked=True)
+    assert time.monotonic() - started >= 0.25
+    timer.join()
+    supervisor.stop()
+    writer.flush()
+    assert verify(audited).checked == 4

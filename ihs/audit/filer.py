@@ -1,0 +1,196 @@
+"""Filing journaled read AuditEvents onto the chain (ihs/audit/journal.py), on a thread of lower CPU priority.
+
+Two kinds of process run a filer. Each `AuditWriter` files its own journal and those of processes
+that ended. Under `ihs serve --workers N` the supervising process files every worker's journal
+instead (`SUPERVISOR`), so the workers that answer requests spend no CPU on filing at all.
+Whoever files, the journal's mark in the store (`file_journal`) makes each event filed once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from ihs.audit.journal import SUFFIX, Journal, JournalBroken, file_journal, forget, orphans
+
+log = logging.getLogger("ihs.audit")
+
+# Set by `ihs serve --workers N` for its workers: the supervising process files their journals.
+SUPERVISOR = "IHS_AUDIT_FILER"
+FILE_DELAY = 0.1  # journaled events gather this long before a round: fewer, larger transactions
+IDLE_SECONDS = 5.0  # a writer's filer with nothing to do for this long ends (restarted on demand)
+ORPHAN_SECONDS = 30.0  # how often a writer's filer looks for journals left by processes that ended
+# Events filed per transaction. SQLite holds its one write lock for the whole filing transaction,
+# and changes wait for it; PostgreSQL locks rows, so large batches cost nobody.
+FILE_BATCH = {"sqlite": 100, "postgresql": 500}
+FILER_NICE = 10  # the filer thread's CPU priority below the requests' (Linux: per thread)
+
+
+def supervised() -> bool:
+    """Whether this process's journals are filed by the supervising process."""
+    return os.environ.get(SUPERVISOR) == "supervisor"
+
+
+class JournalFiler:
+    """Files journals from `directory`: the one at `own()`, those of ended processes, and with `every_journal` all.
+
+    It reads and trims each journal on a connection of its own: the writer's connection is its
+    leaders' alone, so a filer never sees rows of a commit still in progress.
+    """
+
+    def __init__(self, store, directory: Path, *, own: Callable[[], Path | None] = lambda: None,
+                 every_journal: bool = False, synced: bool = False, file_delay: float = FILE_DELAY,
+                 on_filed: Callable[[int], None] = lambda n: None):
+        self.store = store
+        self.directory = directory
+        self.own = own
+        self.every_journal = every_journal
+        self.synced = synced
+        self.file_delay = file_delay
+        self.on_filed = on_filed
+        self.batch = FILE_BATCH[store.dialect]
+        self.lock = threading.Lock()  # one round at a time: a caller waiting on it sees the round's work
+        self._readers: dict[Path, Journal] = {}  # journals of live writers, by path
+        self._orphans_checked = 0.0
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._halt = threading.Event()  # set by stop(): ends the wait between rounds at once
+        self._guard = threading.Lock()
+
+    def file_round(self, *, orphans_now: bool = False) -> int:
+        """File what is journaled now; returns how many events were filed."""
+        with self.lock:
+            filed = 0
+            own = self.own()
+            if own is not None:
+                filed += self._drain(self._reader(own))
+                if filed:
+                    self.on_filed(filed)
+            if self.every_journal:
+                filed += self._file_others()
+            elif orphans_now or time.monotonic() - self._orphans_checked > ORPHAN_SECONDS:
+                filed += self._adopt_orphans()
+            return filed
+
+    def _drain(self, journal: Journal) -> int:
+        filed = 0
+        while True:
+            done = file_journal(self.store, journal, self.batch, synced=self.synced)
+            filed += done
+            if done < self.batch:
+                break
+        if filed:
+            journal.checkpoint()
+            self.store.checkpoint()  # unsynced commits leave the checkpoint to the caller (Store.session)
+        return filed
+
+    def _reader(self, path: Path) -> Journal:
+        reader = self._readers.get(path)
+        if reader is None:
+            reader = self._readers[path] = Journal(path)
+        return reader
+
+    def forget_reader(self, path: Path) -> None:
+        """Close the connection to a journal its writer is about to remove."""
+        with self.lock:
+            reader = self._readers.pop(path, None)
+            if reader is not None:
+                reader.close(remove=False)
+
+    def _adopt_orphans(self) -> int:
+        """File and remove the journals of processes that ended before filing all their events."""
+        self._orphans_checked = time.monotonic()
+        filed = 0
+        for journal in orphans(self.directory):
+            reader = self._readers.pop(journal.path, None)
+            if reader is not None:
+                reader.close(remove=False)
+            try:
+                filed += self._drain(journal)
+                forget(self.store, journal)
+                journal.close(remove=True)
+                log.info("filed the audit journal of an ended process", extra={"fields": {"journal": journal.name}})
+            except JournalBroken:
+                journal.close(remove=False)  # kept as evidence; `ihs audit verify` names it
+                log.critical("an audit journal was altered; run `ihs audit verify`",
+                             extra={"fields": {"journal": journal.name}})
+            except BaseException:
+                journal.close(remove=False)
+                raise
+        return filed
+
+    def _file_others(self) -> int:
+        filed = self._adopt_orphans()
+        present = set(self.directory.glob(f"*{SUFFIX}")) if self.directory.is_dir() else set()
+        for path in list(self._readers):
+            if path not in present:  # removed by its process at its end
+                self._readers.pop(path).close(remove=False)
+        for path in sorted(present):
+            try:
+                reader = self._reader(path)
+            except Exception:  # removed meanwhile
+                continue
+            try:
+                filed += self._drain(reader)
+            except JournalBroken:
+                log.critical("an audit journal was altered; run `ihs audit verify`",
+                             extra={"fields": {"journal": reader.name}})
+        return filed
+
+    # -- the thread ----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Have a round run soon (starting the thread if it is not running)."""
+        self._wake.set()
+        with self._guard:
+            if self._thread is None and not self._stopping:
+                self._thread = threading.Thread(target=self._run, name="audit-filer", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        with self._guard:
+            self._stopping = True
+            thread = self._thread
+        self._halt.set()
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout)
+        for reader in self._readers.values():
+            reader.close(remove=False)
+        self._readers.clear()
+
+    def _run(self) -> None:
+        try:  # requests first: under a burst of reads the filing falls behind, not the reads
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FILER_NICE)
+        except (AttributeError, OSError):
+            pass
+        while True:
+            # a writer's filer is woken by its commits; the supervisor's polls the other processes' journals
+            woken = True if self.every_journal else self._wake.wait(IDLE_SECONDS)
+            with self._guard:
+                if self._stopping or not (woken or self._wake.is_set()):
+                    self._thread = None
+                    return
+            if self._halt.wait(self.file_delay):
+                continue  # stopping: the check above ends the thread
+            self._wake.clear()
+            try:
+                if self.file_round():
+                    self._wake.set()  # more may have come meanwhile
+            except Exception:  # the events stay in their journal; the next round retries
+                log.exception("journaled audit events could not be filed")
+                self._halt.wait(1)
+                self._wake.set()
+
+
+def start_supervisor_filer(store, durability: str) -> JournalFiler:
+    """The supervising process's filer of every worker's journal in `store`'s journal directory."""
+    from ihs.audit.journal import directory_of
+
+    filer = JournalFiler(store, directory_of(store), every_journal=True, synced=durability == "flush")
+    filer.wake()
+    return filer
