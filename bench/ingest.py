@@ -6,10 +6,11 @@
 Starts `ihs serve` for each backend on an empty database, POSTs the 100-patient Synthea
 transaction bundles (38,970 resources) from several concurrent clients and prints
 `ingest <backend>: N resources/s`; then `GET Patient/[id]` from several concurrent client
-processes and prints `reads <backend>: N reads/s`, with the ratio to `GET /healthz` (a request
-that touches the database but no resource) as the same-run baseline; then a mix of searches
-(`Observation?patient=&code=`, `Patient?identifier=`) and prints `searches <backend>: N searches/s`.
-With `--security both`, the on / off ratios of ingest, reads and searches in the same run.
+processes and prints `reads <backend>: N reads/s`, with `GET /healthz` (a request that touches the
+database but no resource) as a baseline; then a mix of searches (`Observation?patient=&code=`,
+`Patient?identifier=`) and prints `searches <backend>: N searches/s`. With `--security both` two
+servers run side by side, without and with security, each read and search phase alternating
+between them, and the on / off ratios of ingest, reads and searches are printed.
 """
 from __future__ import annotations
 
@@ -152,47 +153,96 @@ def search_paths(port: int) -> list[str]:
     return paths
 
 
-def _caught_up(url: str, secured: bool) -> str:
-    return f"; audit filing caught up {audit_catch_up(url):.1f} s after" if secured else ""
+def empty_database(backend: str, secured: bool) -> str:
+    """A new, empty database for one server of the run (with no read-audit journals left from another run)."""
+    import shutil
 
+    from ihs.audit.journal import journal_directory
 
-def run(backend: str, workers: int, clients: int, bundles: list[bytes], secured: bool) -> tuple[float, float, float]:
+    name = f"ihs_bench_{'on' if secured else 'off'}"
     if backend == "postgresql":
-        from sqlalchemy import text
+        import psycopg
 
-        from ihs.store.store import Store
-        store = Store(POSTGRES)
-        with store.engine.begin() as conn:  # an empty database: the store's and the security tables
-            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-        store.dispose()
-        url = POSTGRES
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+        url = POSTGRES.rsplit("/", 1)[0] + "/" + name
     else:
-        path = Path("bench/out/ingest.db")
+        path = Path(f"bench/out/{name}.db")
         path.parent.mkdir(parents=True, exist_ok=True)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         url = f"sqlite:///{path}"
-    server = ServerProcess(url, workers=workers, secured=secured).start()
-    TOKEN["value"] = server.system_token()
-    label = f"{backend}{'' if secured else ' (security off)'}"
-    try:
-        stored, seconds = ingest(server.port, bundles, clients)
-        print(f"ingest {label}: {stored / seconds:,.0f} resources/s ({stored} resources in {seconds:.1f} s, "
+    shutil.rmtree(journal_directory(url), ignore_errors=True)
+    return url
+
+
+class Served:
+    """One server of the run, started on an empty database and loaded."""
+
+    def __init__(self, backend: str, workers: int, secured: bool):
+        self.secured = secured
+        self.label = f"{backend}{'' if secured else ' (security off)'}"
+        self.url = empty_database(backend, secured)
+        self.server = ServerProcess(self.url, workers=workers, secured=secured).start()
+        self.token = self.server.system_token()
+
+    def use(self) -> int:
+        TOKEN["value"] = self.token
+        return self.server.port
+
+    def load(self, bundles: list[bytes], workers: int, clients: int) -> float:
+        stored, seconds = ingest(self.use(), bundles, clients)
+        print(f"ingest {self.label}: {stored / seconds:,.0f} resources/s ({stored} resources in {seconds:.1f} s, "
               f"{workers} workers, {clients} clients)", flush=True)
-        drained = drain_outbox(url)
-        print(f"events {label}: the change handlers finished {drained:.1f} s after the ingest", flush=True)
-        paths = patient_paths(server.port)
-        baseline = reads_per_second(server.port, ["/healthz"], clients)
-        reads = reads_per_second(server.port, paths, clients)
-        print(f"reads {label}: {reads:,.0f} reads/s (GET Patient/id, {clients} clients; "
-              f"baseline GET /healthz {baseline:,.0f}/s, ratio {reads / baseline:.2f})"
-              f"{_caught_up(url, secured)}", flush=True)
-        searches = reads_per_second(server.port, search_paths(server.port), clients)
-        print(f"searches {label}: {searches:,.0f} searches/s (Observation?patient=&code= and "
-              f"Patient?identifier=, {clients} clients){_caught_up(url, secured)}", flush=True)
-        return stored / seconds, reads, searches
+        drained = drain_outbox(self.url)
+        print(f"events {self.label}: the change handlers finished {drained:.1f} s after the ingest", flush=True)
+        self.paths = {"reads": patient_paths(self.use()), "searches": search_paths(self.use())}
+        return stored / seconds
+
+    def rate(self, kind: str, clients: int, seconds: float) -> tuple[float, float]:
+        """(requests/s, seconds until the read audits were filed) of one phase."""
+        port = self.use()
+        done = reads_per_second(port, self.paths[kind], clients, seconds)
+        return done, audit_catch_up(self.url) if self.secured else 0.0
+
+
+PHASE_SECONDS = 4  # each phase alternates between the servers ROUNDS times, so both see the same machine
+ROUNDS = 3
+
+
+def compare(backend: str, workers: int, clients: int, bundles: list[bytes], modes: list[bool]) -> None:
+    served = [Served(backend, workers, secured) for secured in modes]
+    try:
+        ingested = {s.secured: s.load(bundles, workers, clients) for s in served}
+        for s in served:
+            baseline = reads_per_second(s.use(), ["/healthz"], clients, PHASE_SECONDS)
+            print(f"baseline {s.label}: GET /healthz {baseline:,.0f}/s", flush=True)
+        rates: dict[tuple[str, bool], list[float]] = {}
+        lags: dict[tuple[str, bool], float] = {}
+        for kind in ("reads", "searches"):
+            for _ in range(ROUNDS):
+                for s in served:
+                    done, lag = s.rate(kind, clients, PHASE_SECONDS)
+                    rates.setdefault((kind, s.secured), []).append(done)
+                    lags[(kind, s.secured)] = max(lags.get((kind, s.secured), 0.0), lag)
+        what = {"reads": "GET Patient/id", "searches": "Observation?patient=&code= and Patient?identifier="}
+        for kind in ("reads", "searches"):
+            for s in served:
+                values = rates[(kind, s.secured)]
+                lag = f"; audit filing caught up at most {lags[(kind, True)]:.1f} s after a phase" if s.secured else ""
+                print(f"{kind} {s.label}: {sum(values) / len(values):,.0f} {kind}/s ({what[kind]}, {clients} clients; "
+                      f"{ROUNDS} phases of {PHASE_SECONDS} s: {', '.join(f'{v:,.0f}' for v in values)}){lag}",
+                      flush=True)
+        if len(served) == 2:
+            mean = {key: sum(v) / len(v) for key, v in rates.items()}
+            print(f"security cost {backend}: ingest ratio {ingested[True] / ingested[False]:.2f}, "
+                  f"reads ratio {mean[('reads', True)] / mean[('reads', False)]:.2f}, "
+                  f"searches ratio {mean[('searches', True)] / mean[('searches', False)]:.2f} "
+                  "(on / off, same run, phases alternating)", flush=True)
     finally:
-        server.stop()
+        for s in served:
+            s.server.stop()
 
 
 def main() -> None:
@@ -205,14 +255,8 @@ def main() -> None:
     args = parser.parse_args()
     bundles = synthea_bundles()
     for backend in (["sqlite", "postgresql"] if args.backend == "both" else [args.backend]):
-        results = {}
-        for secured in {"on": [True], "off": [False], "both": [False, True]}[args.security]:
-            results[secured] = run(backend, args.workers, args.clients, bundles, secured)
-        if len(results) == 2:
-            (off_ingest, off_reads, off_searches), (on_ingest, on_reads, on_searches) = results[False], results[True]
-            print(f"security cost {backend}: ingest ratio {on_ingest / off_ingest:.2f}, "
-                  f"reads ratio {on_reads / off_reads:.2f}, searches ratio {on_searches / off_searches:.2f} "
-                  "(on / off, same run)", flush=True)
+        modes = {"on": [True], "off": [False], "both": [False, True]}[args.security]
+        compare(backend, args.workers, args.clients, bundles, modes)
 
 
 if __name__ == "__main__":

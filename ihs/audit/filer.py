@@ -26,7 +26,8 @@ ORPHAN_SECONDS = 30.0  # how often a writer's filer looks for journals left by p
 # Events filed per transaction. SQLite holds its one write lock for the whole filing transaction,
 # and changes wait for it; PostgreSQL locks rows, so large batches cost nobody.
 FILE_BATCH = {"sqlite": 100, "postgresql": 500}
-FILER_NICE = 10  # the filer thread's CPU priority below the requests' (Linux: per thread)
+FILER_NICE = 19  # the filer thread runs only when the requests leave a CPU idle (Linux: per thread)
+CHECKPOINT_SECONDS = 1.0  # a checkpoint writes the log's pages into the file and flushes it twice: not every round
 
 
 def supervised() -> bool:
@@ -55,6 +56,7 @@ class JournalFiler:
         self.lock = threading.Lock()  # one round at a time: a caller waiting on it sees the round's work
         self._readers: dict[Path, Journal] = {}  # journals of live writers, by path
         self._orphans_checked = 0.0
+        self._checkpointed: dict[Path, float] = {}  # when each journal and the store were last checkpointed
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -83,7 +85,8 @@ class JournalFiler:
             filed += done
             if done < self.batch:
                 break
-        if filed:
+        if filed and time.monotonic() - self._checkpointed.get(journal.path, 0.0) > CHECKPOINT_SECONDS:
+            self._checkpointed[journal.path] = time.monotonic()
             journal.checkpoint()
             self.store.checkpoint()  # unsynced commits leave the checkpoint to the caller (Store.session)
         return filed

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable
 
+import orjson
+
 from ihs.fhir import fulltext
 from ihs.fhir.fhirpath_compile import (PRIMITIVES, RESOURCE_TYPES, compile_fast, compile_fhirpath,
                                        parse_reference)
@@ -589,15 +591,41 @@ def position(resource: dict) -> tuple[float, float, float, float, float] | None:
     return latitude, longitude, math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi)
 
 
+# AuditEvents repeat their agents, type, action and outcome from request to request: the rows of a
+# unit reading one of those elements are worked out once per distinct value. Only for resources
+# containing nothing a reference could resolve into, where a unit's rows depend on its element alone.
+_MEMO_TYPES = frozenset({"AuditEvent"})
+_MEMO_SIZE = 4096
+_memo: dict[tuple[int, bytes], tuple] = {}
+
+
+def _memoized(unit: Unit, key: str, resource: dict, rows: IndexRows) -> None:
+    found = (id(unit), orjson.dumps(resource[key]))
+    produced = _memo.get(found)
+    if produced is None:
+        scratch = IndexRows()
+        unit(resource, scratch)
+        produced = tuple((name, getattr(scratch, name)) for name in IndexRows.TABLES if getattr(scratch, name))
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        _memo[found] = produced
+    for name, table in produced:
+        getattr(rows, name).extend(table)
+
+
 def _extract_values(resource: dict, registry: Registry) -> IndexRows:
     plan = _plan(resource["resourceType"], registry)
-    units = list(plan.always)
+    units = [(None, extractor, unit) for extractor, unit in plan.always]
     for key in resource:
-        units.extend(plan.by_key.get(key, ()))
+        units.extend((key, extractor, unit) for extractor, unit in plan.by_key.get(key, ()))
+    memo = resource["resourceType"] in _MEMO_TYPES and "contained" not in resource
     rows = IndexRows()
-    for extractor, unit in units:
+    for key, extractor, unit in units:
         try:
-            unit(resource, rows)
+            if memo and key is not None:
+                _memoized(unit, key, resource, rows)
+            else:
+                unit(resource, rows)
         except (AttributeError, TypeError, ValueError, KeyError) as exc:
             # a value of an unexpected shape: index the rest rather than refuse the resource
             log.warning("cannot index %s.%s of %s: %s", resource["resourceType"], extractor.param.code,

@@ -445,3 +445,21 @@ def test_user_defined_composite_is_indexed():
                    "interpretation": [{"coding": [{"system": v3, "code": "H"}]}]}
     assert [row for row in extract(observation, reg).composite if row[0] == "code-interpretation"] == [
         ("code-interpretation", LOINC, "2339-0", v3, "H", None, None, None)]
+
+
+def test_audit_event_rows_worked_out_once_per_distinct_element_equal_a_fresh_extraction(monkeypatch):
+    """AuditEvents share agents, type and outcome: rows remembered per element value are the same rows."""
+    from ihs.audit.events import audit_event
+
+    events = [audit_event(action, user=f"Practitioner/p{i % 3}", user_name=f"u{i % 3}", client_id="his",
+                          roles=("practitioner",), organizations=("Organization/o1",), address="10.0.0.7",
+                          server="http://ihs", resource=f"Observation/o{i}", patients=(f"pat{i % 5}",),
+                          purpose=("BTG",) if i % 4 == 0 else ())
+              for i, action in enumerate(["read", "search", "read", "create", "read", "delete"] * 3)]
+    remembered = [extract(e) for e in events]
+    monkeypatch.setattr(indexing, "_MEMO_TYPES", frozenset())
+    fresh = [extract(e) for e in events]
+    for a, b in zip(remembered, fresh):
+        for table in a.TABLES:
+            assert sorted(getattr(a, table)) == sorted(getattr(b, table)), table
+    assert any(r[0] == "patient" for r in fresh[0].reference)  # the agent and entity branches both indexed
