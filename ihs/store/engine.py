@@ -52,6 +52,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=OFF")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA cache_size=-65536")
+        # Pages read through a memory map: a connection whose cache another connection's commit made
+        # stale reads them again from the map, not by a copy per page.
+        cursor.execute("PRAGMA mmap_size=1073741824")
         cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
