@@ -25,7 +25,7 @@ import uuid
 from contextlib import closing
 
 import orjson
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, insert, select
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Engine
 
 from ihs.fhir.validation import validate

@@ -6,8 +6,9 @@ the read: the first caller to find no commit running becomes the leader, takes e
 writes it to the process's own journal in one transaction (ihs/audit/journal.py: a small SQLite
 file no other process writes, so the commit waits on no other worker and on no change) and settles
 every ticket in the batch; callers that arrived meanwhile wait, and one of them leads the next
-commit. Batches grow with the load without any timer or extra thread hop. A filer thread then puts
-the journal's events on the chain and stores them as indexed AuditEvent resources, many per
+commit. Batches grow with the load without any timer or extra thread hop. A filer
+(ihs/audit/filer.py: this writer's own, or the supervising process's under several workers) then
+puts the journal's events on the chain and stores them as indexed AuditEvent resources, many per
 transaction, shortly after the responses; it runs at a lower CPU priority than the requests, so
 under a burst of reads the filing falls behind rather than the reads, up to `MAX_BACKLOG` events
 per process, after which reads wait for it.
