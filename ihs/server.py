@@ -39,7 +39,7 @@ def start_filing(url: str):
     from ihs.audit.writer import durability_from_env
 
     os.environ[SUPERVISOR] = "supervisor"
-    return start_supervisor_filer(open_store(url), durability_from_env())
+    return start_supervisor_filer(Store(url), durability_from_env())  # `ihs serve` created the schema
 
 
 def stop_filing(filer) -> None:

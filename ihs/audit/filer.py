@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from ihs.audit.journal import SUFFIX, Journal, JournalBroken, file_journal, forget, orphans
+from ihs.audit.journal import Journal, JournalBroken, file_journal, forget, journal_paths, orphans
 
 log = logging.getLogger("ihs.audit")
 
@@ -28,6 +28,10 @@ ORPHAN_SECONDS = 30.0  # how often a writer's filer looks for journals left by p
 FILE_BATCH = {"sqlite": 100, "postgresql": 500}
 FILER_NICE = 19  # the filer thread runs only when the requests leave a CPU idle (Linux: per thread)
 CHECKPOINT_SECONDS = 1.0  # a checkpoint writes the log's pages into the file and flushes it twice: not every round
+
+
+def _altered(journal: Journal) -> None:
+    log.critical("an audit journal was altered; run `ihs audit verify`", extra={"fields": {"journal": journal.name}})
 
 
 def supervised() -> bool:
@@ -119,8 +123,7 @@ class JournalFiler:
                 log.info("filed the audit journal of an ended process", extra={"fields": {"journal": journal.name}})
             except JournalBroken:
                 journal.close(remove=False)  # kept as evidence; `ihs audit verify` names it
-                log.critical("an audit journal was altered; run `ihs audit verify`",
-                             extra={"fields": {"journal": journal.name}})
+                _altered(journal)
             except BaseException:
                 journal.close(remove=False)
                 raise
@@ -128,7 +131,7 @@ class JournalFiler:
 
     def _file_others(self) -> int:
         filed = self._adopt_orphans()
-        present = set(self.directory.glob(f"*{SUFFIX}")) if self.directory.is_dir() else set()
+        present = set(journal_paths(self.directory))
         for path in list(self._readers):
             if path not in present:  # removed by its process at its end
                 self._readers.pop(path).close(remove=False)
@@ -140,8 +143,7 @@ class JournalFiler:
             try:
                 filed += self._drain(reader)
             except JournalBroken:
-                log.critical("an audit journal was altered; run `ihs audit verify`",
-                             extra={"fields": {"journal": reader.name}})
+                _altered(reader)
         return filed
 
     # -- the thread ----------------------------------------------------------------------------

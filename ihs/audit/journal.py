@@ -28,15 +28,18 @@ import socket
 import sqlite3
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
+
 from ihs.audit.chain import GENESIS, record_many
 
 SUFFIX = ".journal"
 
-_MARK_SQL = {"sqlite": "SELECT upto, hash FROM audit_journal_filed WHERE journal = ?",
-             "postgresql": "SELECT upto, hash FROM audit_journal_filed WHERE journal = %s FOR UPDATE"}
+_READ_MARK_SQL = {"sqlite": "SELECT upto, hash FROM audit_journal_filed WHERE journal = ?",
+                  "postgresql": "SELECT upto, hash FROM audit_journal_filed WHERE journal = %s"}
+_MARK_SQL = {**_READ_MARK_SQL, "postgresql": _READ_MARK_SQL["postgresql"] + " FOR UPDATE"}
 _SET_MARK_SQL = ("INSERT INTO audit_journal_filed (journal, upto, hash) VALUES ({p}, {p}, {p}) "
                  "ON CONFLICT (journal) DO UPDATE SET upto = excluded.upto, hash = excluded.hash")
 _PLACEHOLDER = {"sqlite": "?", "postgresql": "%s"}
@@ -63,6 +66,27 @@ def directory_of(store) -> Path:
 
 def link(previous: str, content: str) -> str:
     return hashlib.sha256(f"{previous}{content}".encode()).hexdigest()
+
+
+def journal_paths(directory: Path) -> list[Path]:
+    return sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []
+
+
+def _follow(name: str, upto: int, previous: str, rows) -> tuple[int, str]:
+    """(last n, its hash) after checking that each row follows the one before it; else JournalBroken."""
+    for n, content, row_hash in rows:
+        if n != upto + 1:
+            raise JournalBroken(f"journal {name}: rows {upto + 1}..{n - 1} are missing")
+        if link(previous, content) != row_hash:
+            raise JournalBroken(f"journal {name}: row {n} was changed or moved")
+        upto, previous = n, row_hash
+    return upto, previous
+
+
+def _mark(conn, dialect: str, name: str, sql=_READ_MARK_SQL) -> tuple[tuple[int, str] | None, int, str]:
+    """(the stored mark row or None, last filed n, its hash) of journal `name`."""
+    mark = conn.exec_driver_sql(sql[dialect], (name,)).first()
+    return mark, *((mark[0], mark[1]) if mark else (0, GENESIS))
 
 
 class Journal:
@@ -151,7 +175,7 @@ def _lock(path: Path, *, blocking: bool):
 def orphans(directory: Path) -> list[Journal]:
     """The journals in `directory` whose process has ended, each now locked by the caller."""
     found = []
-    for path in sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else ():
+    for path in journal_paths(directory):
         lock = _lock(path, blocking=False)
         if lock is None:
             continue  # its process is alive (or another filer adopted it)
@@ -164,19 +188,24 @@ def orphans(directory: Path) -> list[Journal]:
 
 def unfiled_events(store) -> int:
     """Read audits journaled and not filed yet, over every journal of `store` (for monitoring)."""
-    directory = directory_of(store)
     waiting = 0
-    for path in directory.glob(f"*{SUFFIX}") if directory.is_dir() else ():
+    for path in journal_paths(directory_of(store)):
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-            try:
+            with _read_only(path) as db:
                 first, last = db.execute("SELECT min(n), max(n) FROM events").fetchone()
-            finally:
-                db.close()
         except sqlite3.Error:  # removed meanwhile
             continue
         waiting += 0 if first is None else last - first + 1
     return waiting
+
+
+@contextmanager
+def _read_only(path: Path):
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 def file_journal(store, journal: Journal, limit: int, *, synced: bool = True) -> int:
@@ -188,21 +217,13 @@ def file_journal(store, journal: Journal, limit: int, *, synced: bool = True) ->
     dialect = store.dialect
     p = _PLACEHOLDER[dialect]
     with store.session(write=True, synced=synced) as uow:
-        mark = uow.conn.exec_driver_sql(_MARK_SQL[dialect], (journal.name,)).first()
-        upto, previous = (mark[0], mark[1]) if mark else (0, GENESIS)
+        mark, upto, previous = _mark(uow.conn, dialect, journal.name, _MARK_SQL)
         rows = journal.rows(upto, limit)
-        if not rows:
-            filed = 0
-        else:
-            for n, content, row_hash in rows:
-                if n != upto + 1:
-                    raise JournalBroken(f"journal {journal.name}: rows {upto + 1}..{n - 1} are missing")
-                if link(previous, content) != row_hash:
-                    raise JournalBroken(f"journal {journal.name}: row {n} was changed or moved")
-                upto, previous = n, row_hash
+        if rows:
+            upto, previous = _follow(journal.name, upto, previous, rows)
             record_many(uow, [orjson.loads(content) for _, content, _ in rows], checked=True)
             uow.conn.exec_driver_sql(_SET_MARK_SQL.format(p=p), (journal.name, upto, previous))
-            filed = len(rows)
+        filed = len(rows)
     if mark or filed:
         journal.drop(upto)
     return filed
@@ -217,22 +238,15 @@ def forget(store, journal: Journal) -> None:
 
 def check_journals(store) -> str | None:
     """The first journal row not filed yet that does not follow the one before it, described; None if all do."""
-    directory = directory_of(store)
-    for path in sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else ():
+    for path in journal_paths(directory_of(store)):
         with store.engine.connect() as conn:
-            mark = conn.exec_driver_sql(_MARK_SQL[store.dialect].replace(" FOR UPDATE", ""), (path.name,)).first()
-        upto, previous = (mark[0], mark[1]) if mark else (0, GENESIS)
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            _, upto, previous = _mark(conn, store.dialect, path.name)
         try:
-            for n, content, row_hash in db.execute("SELECT n, content, hash FROM events WHERE n > ? ORDER BY n",
-                                                   (upto,)):
-                if n != upto + 1:
-                    return f"journal {path.name}: rows {upto + 1}..{n - 1} are missing"
-                if link(previous, content) != row_hash:
-                    return f"journal {path.name}: row {n} was changed or moved"
-                upto, previous = n, row_hash
+            with _read_only(path) as db:
+                _follow(path.name, upto, previous,
+                        db.execute("SELECT n, content, hash FROM events WHERE n > ? ORDER BY n", (upto,)))
+        except JournalBroken as exc:
+            return str(exc)
         except sqlite3.DatabaseError as exc:
             return f"journal {path.name} cannot be read: {exc}"
-        finally:
-            db.close()
     return None

@@ -599,8 +599,9 @@ _MEMO_SIZE = 4096
 _memo: dict[tuple[int, bytes], tuple] = {}
 
 
-def _memoized(unit: Unit, key: str, resource: dict, rows: IndexRows) -> None:
-    found = (id(unit), orjson.dumps(resource[key]))
+def _memoized(unit: Unit, value: bytes, resource: dict, rows: IndexRows) -> None:
+    """`unit`'s rows, remembered by the serialized element (`value`) they come from."""
+    found = (id(unit), value)
     produced = _memo.get(found)
     if produced is None:
         scratch = IndexRows()
@@ -618,12 +619,16 @@ def _extract_values(resource: dict, registry: Registry) -> IndexRows:
     units = [(None, extractor, unit) for extractor, unit in plan.always]
     for key in resource:
         units.extend((key, extractor, unit) for extractor, unit in plan.by_key.get(key, ()))
-    memo = resource["resourceType"] in _MEMO_TYPES and "contained" not in resource
+    # the serialized elements, once per element however many units read it
+    values = {} if resource["resourceType"] in _MEMO_TYPES and "contained" not in resource else None
     rows = IndexRows()
     for key, extractor, unit in units:
         try:
-            if memo and key is not None:
-                _memoized(unit, key, resource, rows)
+            if values is not None and key is not None:
+                value = values.get(key)
+                if value is None:
+                    value = values[key] = orjson.dumps(resource[key])
+                _memoized(unit, value, resource, rows)
             else:
                 unit(resource, rows)
         except (AttributeError, TypeError, ValueError, KeyError) as exc:

@@ -27,16 +27,17 @@ def _create_until_killed(base: str, token: str, answered: list[str], stop: threa
                 answered.append(response.headers["Location"].split("/_history")[0].split("/", 3)[3])
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_every_answered_create_survives_sigkill(backend, tmp_path, request):
-    if backend == "postgresql":
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    """An empty database of each backend, for a server process of its own."""
+    if request.param == "postgresql":
         with scratch_database(request.getfixturevalue("postgres_server"), "durability") as url:
-            _check_survives_sigkill(url)
+            yield url
     else:
-        _check_survives_sigkill(f"sqlite:///{tmp_path}/ihs.db")
+        yield f"sqlite:///{tmp_path}/ihs.db"
 
 
-def _check_survives_sigkill(url: str) -> None:
+def test_every_answered_create_survives_sigkill(url):
     server = ServerProcess(url, workers=2).start()
     token = server.system_token()
     answered: list[str] = []
@@ -75,18 +76,9 @@ def _read_until_killed(base: str, token: str, path: str, answered: list[int], st
                 answered.append(1)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_the_audit_event_of_every_answered_read_survives_sigkill(backend, tmp_path, request):
+def test_the_audit_event_of_every_answered_read_survives_sigkill(url):
     """Reads are journaled before the response and filed later: a killed server's journals are filed
     by the next start, so every answered read has its AuditEvent."""
-    if backend == "postgresql":
-        with scratch_database(request.getfixturevalue("postgres_server"), "durability") as url:
-            _check_read_audits_survive_sigkill(url)
-    else:
-        _check_read_audits_survive_sigkill(f"sqlite:///{tmp_path}/ihs.db")
-
-
-def _check_read_audits_survive_sigkill(url: str) -> None:
     server = ServerProcess(url, workers=2).start()
     token = server.system_token()
     created = httpx.post(f"{server.base}/Patient", json={"resourceType": "Patient"},
