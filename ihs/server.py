@@ -31,24 +31,28 @@ def open_store(url: str | None = None) -> Store:
 
 
 def start_filing(url: str):
-    """Under several workers: file every worker's read audits from this, the supervising process.
+    """Under several workers: file every worker's read audits in a process of their own.
 
     The workers then spend no CPU on filing (ihs/audit/filer.py); they inherit the setting.
     """
-    from ihs.audit.filer import SUPERVISOR, start_supervisor_filer
+    import multiprocessing
+
+    from ihs.audit.filer import SUPERVISOR, run_filing_process
     from ihs.audit.writer import durability_from_env
 
     os.environ[SUPERVISOR] = "supervisor"
-    return start_supervisor_filer(Store(url), durability_from_env())  # `ihs serve` created the schema
+    process = multiprocessing.get_context("spawn").Process(
+        target=run_filing_process, args=(url, durability_from_env()), name="ihs-audit-filer")
+    process.start()
+    return process
 
 
-def stop_filing(filer) -> None:
-    """File what the workers left, then end the filer (the workers have stopped)."""
-    try:
-        filer.file_round(orphans_now=True)
-    finally:
-        filer.stop()
-        filer.store.dispose()
+def stop_filing(process) -> None:
+    """File what the workers left, then end the filing process (the workers have stopped)."""
+    process.terminate()  # SIGTERM: one more round, then it exits
+    process.join(120)
+    if process.is_alive():
+        process.kill()
 
 
 def subscribe_handlers() -> None:

@@ -1,14 +1,17 @@
 """Filing journaled read AuditEvents onto the chain (ihs/audit/journal.py), on a thread of lower CPU priority.
 
 Two kinds of process run a filer. Each `AuditWriter` files its own journal and those of processes
-that ended. Under `ihs serve --workers N` the supervising process files every worker's journal
-instead (`SUPERVISOR`), so the workers that answer requests spend no CPU on filing at all.
+that ended. Under `ihs serve --workers N` a filing process of the supervisor's files every
+worker's journal instead (`SUPERVISOR`, `run_filing_process`), so the workers that answer requests
+spend no CPU on filing at all.
 Whoever files, the journal's mark in the store (`file_journal`) makes each event filed once.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -27,7 +30,8 @@ ORPHAN_SECONDS = 30.0  # how often a writer's filer looks for journals left by p
 # and changes wait for it; PostgreSQL locks rows, so large batches cost nobody.
 FILE_BATCH = {"sqlite": 100, "postgresql": 500}
 FILER_NICE = 19  # the filer thread runs only when the requests leave a CPU idle (Linux: per thread)
-CHECKPOINT_SECONDS = 1.0  # a checkpoint writes the log's pages into the file and flushes it twice: not every round
+PR_SET_PDEATHSIG = 1  # Linux prctl: a signal for this process when its parent ends
+CHECKPOINT_SECONDS = 1.0  # a SQLite checkpoint writes the log's pages into the file and flushes it twice: not every round
 
 
 def _altered(journal: Journal) -> None:
@@ -60,7 +64,7 @@ class JournalFiler:
         self.lock = threading.Lock()  # one round at a time: a caller waiting on it sees the round's work
         self._readers: dict[Path, Journal] = {}  # journals of live writers, by path
         self._orphans_checked = 0.0
-        self._checkpointed: dict[Path, float] = {}  # when each journal and the store were last checkpointed
+        self._checkpointed = 0.0  # when the store was last checkpointed
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopping = False
@@ -89,9 +93,8 @@ class JournalFiler:
             filed += done
             if done < self.batch:
                 break
-        if filed and time.monotonic() - self._checkpointed.get(journal.path, 0.0) > CHECKPOINT_SECONDS:
-            self._checkpointed[journal.path] = time.monotonic()
-            journal.checkpoint()
+        if filed and time.monotonic() - self._checkpointed > CHECKPOINT_SECONDS:
+            self._checkpointed = time.monotonic()
             self.store.checkpoint()  # unsynced commits leave the checkpoint to the caller (Store.session)
         return filed
 
@@ -169,10 +172,7 @@ class JournalFiler:
         self._readers.clear()
 
     def _run(self) -> None:
-        try:  # requests first: under a burst of reads the filing falls behind, not the reads
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FILER_NICE)
-        except (AttributeError, OSError):
-            pass
+        _yield_to_requests()
         while True:
             # a writer's filer is woken by its commits; the supervisor's polls the other processes' journals
             woken = True if self.every_journal else self._wake.wait(IDLE_SECONDS)
@@ -192,10 +192,59 @@ class JournalFiler:
                 self._wake.set()
 
 
-def start_supervisor_filer(store, durability: str) -> JournalFiler:
-    """The supervising process's filer of every worker's journal in `store`'s journal directory."""
-    from ihs.audit.journal import directory_of
+def _yield_to_requests() -> None:
+    """Run this thread only on a CPU nothing else wants (Linux SCHED_IDLE, else the lowest nice).
 
+    Under a burst of reads the filing falls behind, not the reads: a request's process preempts
+    an idle-class thread as soon as it wakes, which a low nice value alone does not promise.
+    """
+    tid = threading.get_native_id()
+    try:
+        os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+        return
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, FILER_NICE)
+    except (AttributeError, OSError):
+        pass
+
+
+def run_filing_process(url: str, durability: str) -> None:
+    """The filing process of `ihs serve --workers N`: files every worker's journal until SIGTERM,
+    then once more (the workers have ended) and exits.
+
+    It runs in a session of its own at the lowest priority, so its CPU share comes after the
+    requests' even where the kernel shares CPU between sessions first (Linux autogroups), and it
+    dies with the supervising process.
+    """
+    from ihs.audit.journal import directory_of
+    from ihs.store.store import Store
+
+    _background_session()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervising process ends the filer when it ends
+    store = Store(url)  # `ihs serve` created the schema
     filer = JournalFiler(store, directory_of(store), every_journal=True, synced=durability == "flush")
     filer.wake()
-    return filer
+    try:
+        while not stopping.wait(1):
+            pass
+        filer.file_round(orphans_now=True)
+    finally:
+        filer.stop()
+        store.dispose()
+
+
+def _background_session() -> None:
+    """Leave the supervising process's session and scheduling group (Linux), ending with that process."""
+    try:
+        os.setsid()
+        Path("/proc/self/autogroup").write_text(str(FILER_NICE))
+    except OSError:  # not Linux, or no autogroups: the filer thread's own priority still applies
+        pass
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (AttributeError, OSError):
+        pass

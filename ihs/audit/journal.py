@@ -2,21 +2,24 @@
 
 A read has no transaction of its own, and putting its AuditEvent on the chain means taking the
 database's one write lock (SQLite's writer, PostgreSQL's chain-head row) for every read. Instead
-each `AuditWriter` appends to a journal of its own: a small SQLite file in `journal_directory(url)`
-that only its process writes, so a read's commit waits on no other process and on no change.
-The filer (ihs/audit/writer.py) later puts the journal's events on the chain and stores them as
-AuditEvent resources, many per transaction (`file_journal`).
+each `AuditWriter` appends to a journal of its own: an append-only file in `journal_directory(url)`
+that only its process writes, one line per event (`n<TAB>hash<TAB>event JSON`). Appending a batch
+is one `write` call (plus `fdatasync` when reads must survive power loss), so a read's audit waits
+on no other process, on no change and on no database. The filer (ihs/audit/filer.py) later puts
+the journal's events on the chain and stores them as AuditEvent resources, many per transaction
+(`file_journal`).
 
-Each journal row carries a hash linking it to the row before it (the SHA-256 of the previous row's
-hash and this row's content), so a journal row changed, removed or re-ordered before it is filed
-is refused at filing and named by `ihs audit verify`. The store remembers, per journal, the last
-row filed and its hash (`audit_journal_filed`, written in the filing transaction): the link
-continues across filings, and rows a crash left behind after their filing committed are dropped,
-never filed twice.
+Each line carries a hash linking it to the line before it (the SHA-256 of the previous line's hash
+and this line's content), so a line changed, removed or re-ordered before it is filed is refused
+at filing and named by `ihs audit verify`. The store remembers, per journal, the last row filed and
+its hash (`audit_journal_filed`, written in the filing transaction): the link continues across
+filings, and rows whose filing committed are skipped, never filed twice. Lines are never removed
+from a journal: its writer starts a new one past `ROTATE_BYTES`, and the old one is filed to its
+end and deleted like the journal of an ended process.
 
-A journal's file stays locked (flock) while its process lives. A journal nobody holds belongs to
-a process that ended without filing everything; any writer's filer adopts it, files its events
-and removes it (`orphans`).
+A journal's file stays locked (flock) while its writer has it open. A journal nobody holds belongs
+to a process that ended, or to a writer that moved on to a new journal; any filer adopts it, files
+its events and removes it (`orphans`).
 """
 from __future__ import annotations
 
@@ -28,14 +31,18 @@ import socket
 import sqlite3
 import tempfile
 import uuid
-from contextlib import contextmanager
+from itertools import islice
 from pathlib import Path
+from typing import Iterator
 
 import orjson
 
 from ihs.audit.chain import GENESIS, record_many
 
 SUFFIX = ".journal"
+ROTATE_BYTES = 64 * 1024 * 1024  # a writer starts a new journal past this size (~40,000 read events)
+_CHUNK = 1 << 20  # bytes read at a time when filing
+_SQLITE_HEADER = b"SQLite format 3\x00"  # journals written before journals were plain files
 
 _READ_MARK_SQL = {"sqlite": "SELECT upto, hash FROM audit_journal_filed WHERE journal = ?",
                   "postgresql": "SELECT upto, hash FROM audit_journal_filed WHERE journal = %s"}
@@ -89,77 +96,154 @@ def _mark(conn, dialect: str, name: str, sql=_READ_MARK_SQL) -> tuple[tuple[int,
     return mark, *((mark[0], mark[1]) if mark else (0, GENESIS))
 
 
-class Journal:
-    """One journal file: its writer holds `lock` (flock) for as long as it is open; filers open it without."""
+def filed_upto(store, name: str) -> int:
+    """The last row of journal `name` on the chain (0: none)."""
+    with store.engine.connect() as conn:
+        return _mark(conn, store.dialect, name)[1]
 
-    def __init__(self, path: Path, lock=None, *, synchronous: str = "NORMAL"):
+
+class Journal:
+    """One journal file. Its writer (`create`) holds `lock` (flock) while it is open and appends;
+    filers open it to read, adopted journals with their lock."""
+
+    def __init__(self, path: Path, lock=None, *, synchronous: str = "NORMAL", writer: bool = False):
         self.path = path
         self.name = path.name
         self._lock = lock
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute(f"PRAGMA synchronous={synchronous}")
-        self.db.execute("PRAGMA wal_autocheckpoint=0")  # the filer checkpoints, never a read's commit
-        self.db.execute("CREATE TABLE IF NOT EXISTS events (n INTEGER PRIMARY KEY, content TEXT NOT NULL, "
-                        "hash TEXT NOT NULL)")
-        last = self.db.execute("SELECT n, hash FROM events ORDER BY n DESC LIMIT 1").fetchone()
-        self._last = tuple(last) if last else None  # (n, hash) of the newest row, None until one is read
+        self._synced = synchronous == "FULL"
+        self._fd = os.open(path, (os.O_RDWR | os.O_APPEND | os.O_CREAT) if writer else os.O_RDONLY, 0o600)
+        self._offset = 0  # reading: where the first row not known to be filed starts
+        self._ends: dict[int, int] = {}  # reading: where each row last read ends, to move `_offset` past filed rows
+        self._last: tuple[int, str] | None = self._last_row() if writer else None  # (n, hash) of the newest row
 
     @classmethod
     def create(cls, directory: Path, *, synchronous: str = "NORMAL") -> "Journal":
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = directory / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}{SUFFIX}"
         lock = _lock(path, blocking=True)
-        return cls(path, lock, synchronous=synchronous)
+        journal = cls(path, lock, synchronous=synchronous, writer=True)
+        if journal._synced:  # the new file's name must survive power loss too
+            _sync_directory(directory)
+        return journal
 
     def append(self, events: list[dict]) -> None:
-        """Write `events` in one transaction."""
+        """Write `events` with one `write` call: each is in the file when this returns."""
         n, previous = self._last or (0, GENESIS)
-        rows = []
+        lines = []
         for event in events:
-            content = orjson.dumps(event).decode()
+            content = orjson.dumps(event).decode()  # escapes tabs and newlines inside strings
             n, previous = n + 1, link(previous, content)
-            rows.append((n, content, previous))
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            self.db.executemany("INSERT INTO events (n, content, hash) VALUES (?, ?, ?)", rows)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
+            lines.append(f"{n}\t{previous}\t{content}\n")
+        data = "".join(lines).encode()
+        written = os.write(self._fd, data)
+        while written < len(data):  # a regular file takes all of it unless the disk is full
+            written += os.write(self._fd, data[written:])
+        if self._synced:
+            os.fdatasync(self._fd)
         self._last = (n, previous)
 
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    def last(self) -> int:
+        """The number of the newest row (0: none)."""
+        last = self._last or self._last_row()
+        return last[0] if last else 0
+
+    def _last_row(self) -> tuple[int, str] | None:
+        if self._legacy():
+            with _sqlite(self.path) as db:
+                found = db.execute("SELECT n, hash FROM events ORDER BY n DESC LIMIT 1").fetchone()
+            return tuple(found) if found else None
+        size, span = self.size(), 64 * 1024
+        while True:
+            start = max(0, size - span)
+            tail = os.pread(self._fd, size - start, start)
+            complete = tail[:tail.rfind(b"\n") + 1]  # a line still being written is not there yet
+            begin = complete.rfind(b"\n", 0, len(complete) - 1) + 1
+            if complete and (begin > 0 or start == 0):
+                n, row_hash, _ = _parse(self.name, complete[begin:-1])
+                return n, row_hash
+            if not complete and start == 0:
+                return None
+            span *= 4
+
     def rows(self, after: int, limit: int) -> list[tuple[int, str, str]]:
-        return self.db.execute("SELECT n, content, hash FROM events WHERE n > ? ORDER BY n LIMIT ?",
-                               (after, limit)).fetchall()
+        """Up to `limit` rows numbered above `after`, oldest first: (n, content, hash)."""
+        return list(islice(self.rows_after(after), limit))
+
+    def rows_after(self, after: int) -> Iterator[tuple[int, str, str]]:
+        if self._legacy():
+            with _sqlite(self.path) as db:
+                yield from db.execute("SELECT n, content, hash FROM events WHERE n > ? ORDER BY n", (after,))
+            return
+        self._ends = {}
+        offset = self._offset
+        while True:
+            chunk = os.pread(self._fd, _CHUNK, offset)
+            complete = chunk.rfind(b"\n") + 1
+            if not complete:
+                if len(chunk) == _CHUNK:  # one line longer than a chunk: read more of it
+                    chunk = os.pread(self._fd, os.fstat(self._fd).st_size - offset, offset)
+                    complete = chunk.rfind(b"\n") + 1
+                if not complete:
+                    return  # the end, or a line still being written
+            start = 0
+            while start < complete:
+                end = chunk.index(b"\n", start) + 1
+                n, row_hash, content = _parse(self.name, chunk[start:end - 1])
+                start = end
+                if n <= after:  # on the chain already: read past it from now on
+                    self._offset = offset + end
+                    continue
+                self._ends[n] = offset + end
+                yield n, content, row_hash
+            offset += complete
 
     def drop(self, upto: int) -> None:
-        """Forget the rows up to `upto` (they are filed)."""
-        self.db.execute("DELETE FROM events WHERE n <= ?", (upto,))
+        """The rows up to `upto` are filed: later reads start after them."""
+        self._offset = self._ends.get(upto, self._offset)
 
-    def unfiled(self) -> int:
+    def unfiled(self, store) -> int:
         """How many rows are waiting to be filed."""
-        first, last = self.db.execute("SELECT min(n), max(n) FROM events").fetchone()
-        return 0 if first is None else last - first + 1
+        return max(0, self.last() - filed_upto(store, self.name))
 
-    def empty(self) -> bool:
-        return self.unfiled() == 0
-
-    def checkpoint(self) -> None:
-        self.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    def _legacy(self) -> bool:
+        return os.pread(self._fd, len(_SQLITE_HEADER), 0) == _SQLITE_HEADER
 
     def close(self, *, remove: bool) -> None:
         try:
-            self.db.close()
-        except sqlite3.Error:  # a broken connection: the lock is released all the same
+            os.close(self._fd)
+        except OSError:  # already closed: the lock is released all the same
             pass
         if remove:
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-wal", "-shm"):  # the log files of a journal from before they were plain files
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
         if self._lock is not None:
             self._lock.close()  # releases the flock
         if remove and self._lock is not None:
             Path(f"{self.path}.lock").unlink(missing_ok=True)
+
+
+def _parse(name: str, line: bytes) -> tuple[int, str, str]:
+    """(n, hash, content) of one journal line."""
+    try:
+        number, row_hash, content = line.split(b"\t", 2)
+        return int(number), row_hash.decode(), content.decode()
+    except (ValueError, UnicodeDecodeError):
+        raise JournalBroken(f"journal {name}: a line cannot be read ({line[:60]!r}...)") from None
+
+
+def _sqlite(path: Path):
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _lock(path: Path, *, blocking: bool):
@@ -173,12 +257,12 @@ def _lock(path: Path, *, blocking: bool):
 
 
 def orphans(directory: Path) -> list[Journal]:
-    """The journals in `directory` whose process has ended, each now locked by the caller."""
+    """The journals in `directory` no writer holds any more, each now locked by the caller."""
     found = []
     for path in journal_paths(directory):
         lock = _lock(path, blocking=False)
         if lock is None:
-            continue  # its process is alive (or another filer adopted it)
+            continue  # its writer is alive (or another filer adopted it)
         if not path.exists():  # filed and removed between the listing and the lock
             lock.close()
             continue
@@ -186,33 +270,31 @@ def orphans(directory: Path) -> list[Journal]:
     return found
 
 
+def _readers(directory: Path) -> Iterator[Journal]:
+    """Each journal in `directory`, opened to read and closed after its turn."""
+    for path in journal_paths(directory):
+        try:
+            journal = Journal(path)
+        except OSError:  # removed meanwhile
+            continue
+        try:
+            yield journal
+        finally:
+            journal.close(remove=False)
+
+
 def unfiled_events(store) -> int:
     """Read audits journaled and not filed yet, over every journal of `store` (for monitoring)."""
-    waiting = 0
-    for path in journal_paths(directory_of(store)):
-        try:
-            with _read_only(path) as db:
-                first, last = db.execute("SELECT min(n), max(n) FROM events").fetchone()
-        except sqlite3.Error:  # removed meanwhile
-            continue
-        waiting += 0 if first is None else last - first + 1
-    return waiting
-
-
-@contextmanager
-def _read_only(path: Path):
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        yield db
-    finally:
-        db.close()
+    with store.engine.connect() as conn:
+        marks = dict(conn.exec_driver_sql("SELECT journal, upto FROM audit_journal_filed").all())
+    return sum(max(0, journal.last() - marks.get(journal.name, 0)) for journal in _readers(directory_of(store)))
 
 
 def file_journal(store, journal: Journal, limit: int, *, synced: bool = True) -> int:
-    """Put up to `limit` of `journal`'s oldest events on the chain and store them; returns how many.
+    """Put up to `limit` of `journal`'s oldest unfiled events on the chain and store them; returns how many.
 
-    The events, their chain links and the journal's mark commit together; the filed rows are then
-    dropped from the journal. Raises JournalBroken if a row does not follow the one before it.
+    The events, their chain links and the journal's mark commit together. Raises JournalBroken if a
+    row does not follow the one before it.
     """
     dialect = store.dialect
     p = _PLACEHOLDER[dialect]
@@ -224,8 +306,7 @@ def file_journal(store, journal: Journal, limit: int, *, synced: bool = True) ->
             record_many(uow, [orjson.loads(content) for _, content, _ in rows], checked=True)
             uow.conn.exec_driver_sql(_SET_MARK_SQL.format(p=p), (journal.name, upto, previous))
         filed = len(rows)
-    if mark or filed:
-        journal.drop(upto)
+    journal.drop(upto)
     return filed
 
 
@@ -238,15 +319,13 @@ def forget(store, journal: Journal) -> None:
 
 def check_journals(store) -> str | None:
     """The first journal row not filed yet that does not follow the one before it, described; None if all do."""
-    for path in journal_paths(directory_of(store)):
+    for journal in _readers(directory_of(store)):
         with store.engine.connect() as conn:
-            _, upto, previous = _mark(conn, store.dialect, path.name)
+            _, upto, previous = _mark(conn, store.dialect, journal.name)
         try:
-            with _read_only(path) as db:
-                _follow(path.name, upto, previous,
-                        db.execute("SELECT n, content, hash FROM events WHERE n > ? ORDER BY n", (upto,)))
+            _follow(journal.name, upto, previous, journal.rows_after(upto))
         except JournalBroken as exc:
             return str(exc)
         except sqlite3.DatabaseError as exc:
-            return f"journal {path.name} cannot be read: {exc}"
+            return f"journal {journal.name} cannot be read: {exc}"
     return None

@@ -3,25 +3,25 @@
 A read has no transaction of its own to carry its AuditEvent, yet the event must be stored before
 the response is sent. `writer.write(event)` runs on the request's own worker thread, right after
 the read: the first caller to find no commit running becomes the leader, takes everything queued,
-writes it to the process's own journal in one transaction (ihs/audit/journal.py: a small SQLite
-file no other process writes, so the commit waits on no other worker and on no change) and settles
-every ticket in the batch; callers that arrived meanwhile wait, and one of them leads the next
-commit. Batches grow with the load without any timer or extra thread hop. A filer
-(ihs/audit/filer.py: this writer's own, or the supervising process's under several workers) then
-puts the journal's events on the chain and stores them as indexed AuditEvent resources, many per
-transaction, shortly after the responses; it runs at a lower CPU priority than the requests, so
-under a burst of reads the filing falls behind rather than the reads, up to `MAX_BACKLOG` events
-per process, after which reads wait for it.
+appends it to the process's own journal with one write (ihs/audit/journal.py: an append-only file
+no other process writes, so the append waits on no other worker, on no change and on no database)
+and settles every ticket in the batch; callers that arrived meanwhile wait, and one of them leads
+the next append. Batches grow with the load without any timer or extra thread hop, which matters
+when each append waits for the disk. A filer (ihs/audit/filer.py: this writer's own, or the
+supervising process's under several workers) then puts the journal's events on the chain and
+stores them as indexed AuditEvent resources, many per transaction, shortly after the responses; it
+runs only on CPU time the requests leave idle, so under a burst of reads the filing falls behind
+rather than the reads, up to `MAX_BACKLOG` events per process, after which reads wait for it.
 
-How durable the journal's commit is before the request goes on (`IHS_READ_AUDIT_DURABILITY`):
+How durable the journal's append is before the request goes on (`IHS_READ_AUDIT_DURABILITY`):
 
-- `commit` (default): written to the journal's log without waiting for the disk
-  (synchronous=NORMAL): the events survive a crash of any IHS process; an operating-system crash
-  or power loss can lose those of the last moments.
-- `flush`: each shared commit also waits for the disk flush, as a change does, and so does filing:
-  nothing is lost even on power loss, and every read waits one flush.
+- `commit` (default): written to the journal file without waiting for the disk: the events
+  survive a crash of any IHS process; an operating-system crash or power loss can lose those of
+  the last moments.
+- `flush`: each shared append also waits for the disk flush (`fdatasync`), as a change does, and
+  so does filing: nothing is lost even on power loss, and every read waits one flush.
 
-Filing on PostgreSQL always commits synchronously: the journal's rows are dropped only once the
+Filing on PostgreSQL always commits synchronously: a journal's rows count as filed only once the
 database holds them.
 
 Changes (create, update, delete) record their event with `ihs.audit.record` in their own unit of
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from ihs.audit.chain import ensure_audit_schema
 from ihs.audit.filer import JournalFiler, supervised
-from ihs.audit.journal import Journal, directory_of, forget
+from ihs.audit.journal import ROTATE_BYTES, Journal, directory_of, forget
 from ihs.fhir.validation import validate
 
 log = logging.getLogger("ihs.audit")
@@ -69,13 +69,15 @@ class AuditWriter:
     """
 
     def __init__(self, store, *, durability: str | None = None, max_batch: int = 500, file_delay: float | None = None,
-                 max_backlog: int = MAX_BACKLOG, supervised_filing: bool | None = None):
+                 max_backlog: int = MAX_BACKLOG, supervised_filing: bool | None = None,
+                 rotate_bytes: int = ROTATE_BYTES):
         self.store = store
         self.durability = durability or durability_from_env()
         if self.durability not in LEVELS:
             raise ValueError(f"durability is 'commit' or 'flush', not {self.durability!r}")
         self.max_batch = max_batch
         self.max_backlog = max_backlog
+        self.rotate_bytes = rotate_bytes
         self.directory = directory_of(store)
         self.supervised = supervised() if supervised_filing is None else supervised_filing
         self._cond = threading.Condition()
@@ -161,6 +163,8 @@ class AuditWriter:
         if error is None:
             self.commits += 1
             self.events += len(batch)
+            if journal.size() >= self.rotate_bytes:  # a new journal; a filer files this one to its end and removes it
+                self._retire_journal()
         else:  # a journal that failed is not written again: the next commit starts a new one
             self._retire_journal()
         self._committing = False
@@ -184,7 +188,7 @@ class AuditWriter:
             return
         self.filer.forget_reader(journal.path)
         try:
-            emptied = journal.empty()
+            emptied = journal.unfiled(self.store) == 0
             if emptied:
                 forget(self.store, journal)
         except Exception:  # unreadable: kept for adoption, which refiles nothing already on the chain
@@ -207,6 +211,6 @@ class AuditWriter:
         """Journaled events not filed yet (asks the journal when another process files it)."""
         backlog = self.events - self.filed
         if backlog >= self.max_backlog and self.supervised and self._journal is not None:
-            self.filed = self.events - self._journal.unfiled()
+            self.filed = self.events - self._journal.unfiled(self.store)
             backlog = self.events - self.filed
         return backlog

@@ -1,6 +1,6 @@
 """Group commit of read AuditEvents: every caller returns only once its event is in its process's journal;
 the filer puts journaled events on the chain and stores them, exactly once."""
-import sqlite3
+import os
 import threading
 import time
 
@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, insert, select
 from ihs.audit import audit_event, verify
 from ihs.audit.chain import GENESIS, audit_chain, audit_chain_head
 from ihs.audit.filer import JournalFiler
-from ihs.audit.journal import Journal, JournalBroken, file_journal, unfiled_events
+from ihs.audit.journal import Journal, JournalBroken, file_journal, filed_upto, unfiled_events
 from ihs.audit.writer import AuditWriter
 from ihs.store.search import find
 from tests.auth.security_tables import reset_security_tables
@@ -40,11 +40,20 @@ def _on_chain(store, event_id: str) -> bool:
 
 
 def _journaled(writer) -> list[dict]:
-    """The events in the writer's journal file, read as another process would."""
+    """The events in the writer's journal file not filed yet, read as another process would."""
     import orjson
 
-    with sqlite3.connect(writer._journal.path) as db:
-        return [orjson.loads(c) for (c,) in db.execute("SELECT content FROM events ORDER BY n")]
+    reader = Journal(writer._journal.path)
+    try:
+        return [orjson.loads(c) for _, c, _ in reader.rows_after(filed_upto(writer.store, reader.name))]
+    finally:
+        reader.close(remove=False)
+
+
+def _rewrite(writer, change) -> None:
+    """Edit the writer's journal file on disk, line by line (`change(lines)` returns the new lines)."""
+    path = writer._journal.path
+    path.write_bytes(b"".join(change(path.read_bytes().splitlines(keepends=True))))
 
 
 def _end(writer, *, remove: bool) -> None:
@@ -89,19 +98,24 @@ def test_each_caller_returns_with_its_event_committed_and_the_filer_stores_them(
     assert result.ok and result.checked == 60
 
 
-def test_requests_queued_during_a_commit_share_the_next_one(audited):
+def test_requests_queued_during_a_commit_share_the_next_one(audited, monkeypatch):
     writer = _writer(audited)
     writer.write(audit_event("read", user_name="warm-up"), checked=True)
     before = writer.commits
-    holder = sqlite3.connect(writer._journal.path, isolation_level=None)  # holds the journal's write lock
-    holder.execute("BEGIN IMMEDIATE")
+    slow_disk = threading.Event()
+    append = Journal.append
+
+    def waiting_append(journal, events):
+        slow_disk.wait(5)  # the first append waits for the disk
+        append(journal, events)
+
+    monkeypatch.setattr(Journal, "append", waiting_append)
     threads = [threading.Thread(target=writer.write, args=(audit_event("read", user_name=f"u{i}"),),
                                 kwargs={"checked": True}) for i in range(8)]
     for t in threads:
         t.start()
-    time.sleep(0.3)  # all eight are queued or waiting on the held journal
-    holder.execute("ROLLBACK")
-    holder.close()
+    time.sleep(0.3)  # all eight are queued or waiting on the slow append
+    slow_disk.set()
     for t in threads:
         t.join()
     assert writer.events == 9
@@ -114,8 +128,8 @@ def test_a_failed_journal_commit_is_raised_to_every_caller_and_a_new_journal_tak
     writer = _writer(audited)
     writer.write(audit_event("read", user_name="first"), checked=True)
     broken = writer._journal
-    broken.db.close()  # the journal can no longer be written
-    with pytest.raises(sqlite3.ProgrammingError):
+    os.close(broken._fd)  # the journal can no longer be written
+    with pytest.raises(OSError):
         writer.write(audit_event("read", user_name="lost"), checked=True)
     writer.write(audit_event("read", user_name="next"), checked=True)  # the writer keeps working, in a new journal
     assert writer._journal is not broken
@@ -154,8 +168,7 @@ def test_a_modified_event_waiting_to_be_filed_is_detected_and_not_filed(audited)
     writer = _writer(audited, file_delay=30)  # the events stay in the journal during the test
     for name in ("first", "second"):
         writer.write(audit_event("read", user_name=name), checked=True)
-    with sqlite3.connect(writer._journal.path) as db:
-        db.execute("UPDATE events SET content = replace(content, '\"second\"', '\"someone else\"') WHERE n = 2")
+    _rewrite(writer, lambda lines: [lines[0], lines[1].replace(b'"second"', b'"someone else"')])
     result = verify(audited)
     assert not result.ok and "row 2 was changed" in result.problem
     with pytest.raises(JournalBroken, match="row 2"):
@@ -169,8 +182,7 @@ def test_a_removed_journal_row_is_detected(audited):
     writer = _writer(audited, file_delay=30)
     for name in ("first", "second", "third"):
         writer.write(audit_event("read", user_name=name), checked=True)
-    with sqlite3.connect(writer._journal.path) as db:
-        db.execute("DELETE FROM events WHERE n = 2")
+    _rewrite(writer, lambda lines: [lines[0], lines[2]])
     result = verify(audited)
     assert not result.ok and "rows 2..2 are missing" in result.problem
     _end(writer, remove=True)  # broken on purpose: no later filer adopts it
@@ -237,6 +249,17 @@ def test_a_journal_left_by_an_ended_process_is_filed_and_removed(audited):
     writer = _writer(audited)
     writer.flush()
     assert not left.path.exists() and not _journal_files(writer)
+    assert verify(audited).ok and verify(audited).checked == 5
+
+
+def test_a_full_journal_is_replaced_and_filed_to_its_end(audited):
+    writer = _writer(audited, file_delay=30, rotate_bytes=1)  # every append fills a journal
+    for i in range(5):
+        writer.write(audit_event("read", user_name=f"u{i}"), checked=True)
+    assert len(_journal_files(writer)) == 5 and writer._journal is None  # each waits for a filer to adopt it
+    assert unfiled_events(audited) == 5
+    writer.flush()
+    assert not _journal_files(writer) and unfiled_events(audited) == 0
     assert verify(audited).ok and verify(audited).checked == 5
 
 
