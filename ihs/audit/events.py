@@ -9,7 +9,7 @@ login-failed, logout and break-glass.
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+import time
 
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -49,8 +49,17 @@ def _coding(system: str, code: str, display: str | None = None) -> dict:
     return coding
 
 
+_second: tuple[int, str] = (-1, "")  # the last whole second formatted (every audited request asks), swapped whole
+
+
 def now_instant() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The current instant in UTC with microseconds, as FHIR writes it."""
+    second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    global _second
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{micros:06d}Z"
 
 
 def outcome_of(status: int) -> str:

@@ -114,6 +114,7 @@ class Journal:
         self._fd = os.open(path, (os.O_RDWR | os.O_APPEND | os.O_CREAT) if writer else os.O_RDONLY, 0o600)
         self._offset = 0  # reading: where the first row not known to be filed starts
         self._ends: dict[int, int] = {}  # reading: where each row last read ends, to move `_offset` past filed rows
+        self._size = os.fstat(self._fd).st_size if writer else None  # a writer counts what it appends
         self._last: tuple[int, str] | None = self._last_row() if writer else None  # (n, hash) of the newest row
 
     @classmethod
@@ -141,9 +142,10 @@ class Journal:
         if self._synced:
             os.fdatasync(self._fd)
         self._last = (n, previous)
+        self._size += len(data)
 
     def size(self) -> int:
-        return os.fstat(self._fd).st_size
+        return self._size if self._size is not None else os.fstat(self._fd).st_size
 
     def last(self) -> int:
         """The number of the newest row (0: none)."""

@@ -86,3 +86,18 @@ def test_a_patient_finds_who_accessed_their_record(store):
     with store.session() as uow:
         mine = [s.resource() for s in find(uow, "AuditEvent", [("patient", "Patient/p1")])]
     assert [e["agent"][0]["who"]["reference"] for e in mine] == ["Practitioner/drA"]
+
+
+def test_recorded_is_the_current_instant_in_utc_with_microseconds():
+    import re
+    from datetime import datetime, timezone
+
+    from ihs.audit.events import now_instant
+
+    for _ in range(3):
+        before = datetime.now(timezone.utc)
+        recorded = audit_event("read")["recorded"]
+        after = datetime.now(timezone.utc)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", recorded)
+        assert before <= datetime.strptime(recorded, "%Y-%m-%dT%H:%M:%S.%f%z") <= after
+    assert now_instant() <= now_instant()

@@ -331,3 +331,32 @@ def test_a_supervised_writer_waits_for_the_supervisor_once_its_backlog_is_full(a
     supervisor.stop()
     writer.flush()
     assert verify(audited).checked == 4
+
+
+def test_a_journal_written_as_a_sqlite_file_is_still_filed(audited):
+    """Journals were SQLite files before they were plain files; one left by a killed process is filed all the same."""
+    import sqlite3
+
+    import orjson
+
+    from ihs.audit.journal import directory_of, link
+
+    directory = directory_of(audited)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "old-host-1-0000.journal"
+    previous, rows = GENESIS, []
+    for n in (1, 2):
+        content = orjson.dumps(audit_event("read", user_name=f"old{n}")).decode()
+        previous = link(previous, content)
+        rows.append((n, content, previous))
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE events (n INTEGER PRIMARY KEY, content TEXT NOT NULL, hash TEXT NOT NULL)")
+        db.executemany("INSERT INTO events VALUES (?, ?, ?)", rows)
+    db.close()
+    assert unfiled_events(audited) == 2 and verify(audited).ok
+    writer = _writer(audited)
+    writer.flush()
+    assert not path.exists() and unfiled_events(audited) == 0
+    with audited.session() as uow:
+        names = {s.resource()["agent"][0]["name"] for s in find(uow, "AuditEvent", [], limit=10)}
+    assert names == {"old1", "old2"} and verify(audited).checked == 2
