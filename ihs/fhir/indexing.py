@@ -593,8 +593,9 @@ def position(resource: dict) -> tuple[float, float, float, float, float] | None:
 
 # AuditEvents repeat their agents, type, action and outcome from request to request: the rows of a
 # unit reading one of those elements are worked out once per distinct value. Only for resources
-# containing nothing a reference could resolve into, where a unit's rows depend on its element alone.
-_MEMO_TYPES = frozenset({"AuditEvent"})
+# containing nothing a reference could resolve into, where a unit's rows depend on its element alone,
+# and not for the elements that differ every time (when, what), which would only crowd the memo.
+_MEMO_KEYS = {"AuditEvent": frozenset({"type", "subtype", "action", "outcome", "agent", "source", "purposeOfEvent"})}
 _MEMO_SIZE = 4096
 _memo: dict[tuple[int, bytes], tuple] = {}
 
@@ -620,11 +621,12 @@ def _extract_values(resource: dict, registry: Registry) -> IndexRows:
     for key in resource:
         units.extend((key, extractor, unit) for extractor, unit in plan.by_key.get(key, ()))
     # the serialized elements, once per element however many units read it
-    values = {} if resource["resourceType"] in _MEMO_TYPES and "contained" not in resource else None
+    remembered = _MEMO_KEYS.get(resource["resourceType"], ()) if "contained" not in resource else ()
+    values = {}
     rows = IndexRows()
     for key, extractor, unit in units:
         try:
-            if values is not None and key is not None:
+            if key in remembered:
                 value = values.get(key)
                 if value is None:
                     value = values[key] = orjson.dumps(resource[key])

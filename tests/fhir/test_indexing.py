@@ -457,7 +457,7 @@ def test_audit_event_rows_worked_out_once_per_distinct_element_equal_a_fresh_ext
                           purpose=("BTG",) if i % 4 == 0 else ())
               for i, action in enumerate(["read", "search", "read", "create", "read", "delete"] * 3)]
     remembered = [extract(e) for e in events]
-    monkeypatch.setattr(indexing, "_MEMO_TYPES", frozenset())
+    monkeypatch.setattr(indexing, "_MEMO_KEYS", {})
     fresh = [extract(e) for e in events]
     for a, b in zip(remembered, fresh):
         for table in a.TABLES:
