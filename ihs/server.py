@@ -35,6 +35,7 @@ def start_filing(url: str):
 
     The workers then spend no CPU on filing (ihs/audit/filer.py); they inherit the setting.
     """
+    import logging
     import multiprocessing
 
     from ihs.audit.filer import SUPERVISOR, run_filing_process
@@ -42,7 +43,8 @@ def start_filing(url: str):
 
     os.environ[SUPERVISOR] = "supervisor"
     process = multiprocessing.get_context("spawn").Process(
-        target=run_filing_process, args=(url, durability_from_env()), name="ihs-audit-filer")
+        target=run_filing_process, name="ihs-audit-filer",
+        args=(url, durability_from_env(), logging.getLogger().level))
     process.start()
     return process
 

@@ -210,7 +210,7 @@ def _yield_to_requests() -> None:
         pass
 
 
-def run_filing_process(url: str, durability: str) -> None:
+def run_filing_process(url: str, durability: str, log_level: int = logging.INFO) -> None:
     """The filing process of `ihs serve --workers N`: files every worker's journal until SIGTERM,
     then once more (the workers have ended) and exits.
 
@@ -218,9 +218,12 @@ def run_filing_process(url: str, durability: str) -> None:
     requests' even where the kernel shares CPU between sessions first (Linux autogroups), and it
     dies with the supervising process.
     """
+    from ihs.api.observability import configure_logging
     from ihs.audit.journal import directory_of
     from ihs.store.store import Store
 
+    parent = os.getppid()
+    configure_logging(log_level)  # the server's log format, on the supervisor's standard error
     _background_session()
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -230,7 +233,8 @@ def run_filing_process(url: str, durability: str) -> None:
     filer.wake()
     try:
         while not stopping.wait(1):
-            pass
+            if os.getppid() != parent:  # the supervising process ended before it could have us end with it
+                return
         filer.file_round(orphans_now=True)
     finally:
         filer.stop()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -111,3 +112,55 @@ def test_the_audit_event_of_every_answered_read_survives_sigkill(url):
         restarted.stop()
     assert len(answered) >= 500
     assert filed >= len(answered)  # and the reads the new server answered meanwhile
+
+
+def _filing_processes(server: ServerProcess) -> list[int]:
+    """The server's filing process: a child of the supervising process, in a session of its own (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == server.process.pid and int(fields[3]) != server.process.pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _gone(pids: list[int], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
+def test_the_filing_process_files_every_read_by_the_stop_and_ends_with_the_server(url):
+    from ihs.audit import verify
+    from ihs.audit.journal import unfiled_events
+    from ihs.store.store import Store
+
+    server = ServerProcess(url, workers=2).start()
+    headers = {"Authorization": f"Bearer {server.system_token()}"}
+    with httpx.Client(base_url=server.base, headers=headers, timeout=10) as http:
+        patient = http.post("/Patient", json={"resourceType": "Patient"}).json()["id"]
+        for _ in range(50):
+            assert http.get(f"/Patient/{patient}").status_code == 200
+    filing = _filing_processes(server)
+    assert len(filing) == 1  # one process files for both workers, outside their session
+    server.stop()
+    assert _gone(filing)
+    store = Store(url)
+    try:
+        assert unfiled_events(store) == 0  # the last round ran after the workers ended
+        assert verify(store).ok and verify(store).checked >= 51
+    finally:
+        store.dispose()
+
+    killed = ServerProcess(url, workers=2).start()
+    filing = _filing_processes(killed)
+    killed.kill()  # the supervisor's process group only: the filing process ends with its parent
+    assert filing and _gone(filing)
