@@ -170,11 +170,24 @@ def empty_database(backend: str, secured: bool) -> str:
     else:
         path = Path(f"bench/out/{name}.db")
         path.parent.mkdir(parents=True, exist_ok=True)
+        _no_server_on(path)
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         url = f"sqlite:///{path}"
     shutil.rmtree(journal_directory(url), ignore_errors=True)
     return url
+
+
+def _no_server_on(path: Path) -> None:
+    """Stop the run if a server (left by an interrupted run) still serves this database: it would hold the
+    change dispatcher's lock, and the new server's change handlers would never run."""
+    import fcntl
+
+    with open(f"{path}.dispatcher.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"a server still serves {path} (it holds {path}.dispatcher.lock); stop it first") from None
 
 
 class Served:
