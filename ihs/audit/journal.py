@@ -106,23 +106,26 @@ class Journal:
     """One journal file. Its writer (`create`) holds `lock` (flock) while it is open and appends;
     filers open it to read, adopted journals with their lock."""
 
-    def __init__(self, path: Path, lock=None, *, synchronous: str = "NORMAL", writer: bool = False):
+    def __init__(self, path: Path, lock=None, *, synced: bool = False, writer: bool = False):
+        """`writer=True` creates the file (`create`); `synced` flushes each append to the disk."""
         self.path = path
         self.name = path.name
         self._lock = lock
-        self._synced = synchronous == "FULL"
-        self._fd = os.open(path, (os.O_RDWR | os.O_APPEND | os.O_CREAT) if writer else os.O_RDONLY, 0o600)
+        self._synced = synced
+        self._fd = os.open(path, (os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL) if writer else os.O_RDONLY,
+                           0o600)
+        self._legacy = not writer and os.pread(self._fd, len(_SQLITE_HEADER), 0) == _SQLITE_HEADER
         self._offset = 0  # reading: where the first row not known to be filed starts
         self._ends: dict[int, int] = {}  # reading: where each row last read ends, to move `_offset` past filed rows
-        self._size = os.fstat(self._fd).st_size if writer else None  # a writer counts what it appends
-        self._last: tuple[int, str] | None = self._last_row() if writer else None  # (n, hash) of the newest row
+        self._size = 0 if writer else None  # a writer counts what it appends to its new file
+        self._last: tuple[int, str] | None = None  # the writer's (n, hash) of its newest row
 
     @classmethod
-    def create(cls, directory: Path, *, synchronous: str = "NORMAL") -> "Journal":
+    def create(cls, directory: Path, *, synced: bool = False) -> "Journal":
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = directory / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}{SUFFIX}"
         lock = _lock(path, blocking=True)
-        journal = cls(path, lock, synchronous=synchronous, writer=True)
+        journal = cls(path, lock, synced=synced, writer=True)
         if journal._synced:  # the new file's name must survive power loss too
             _sync_directory(directory)
         return journal
@@ -153,7 +156,7 @@ class Journal:
         return last[0] if last else 0
 
     def _last_row(self) -> tuple[int, str] | None:
-        if self._legacy():
+        if self._legacy:
             with _sqlite(self.path) as db:
                 found = db.execute("SELECT n, hash FROM events ORDER BY n DESC LIMIT 1").fetchone()
             return tuple(found) if found else None
@@ -175,7 +178,7 @@ class Journal:
         return list(islice(self.rows_after(after), limit))
 
     def rows_after(self, after: int) -> Iterator[tuple[int, str, str]]:
-        if self._legacy():
+        if self._legacy:
             with _sqlite(self.path) as db:
                 yield from db.execute("SELECT n, content, hash FROM events WHERE n > ? ORDER BY n", (after,))
             return
@@ -209,9 +212,6 @@ class Journal:
     def unfiled(self, store) -> int:
         """How many rows are waiting to be filed."""
         return max(0, self.last() - filed_upto(store, self.name))
-
-    def _legacy(self) -> bool:
-        return os.pread(self._fd, len(_SQLITE_HEADER), 0) == _SQLITE_HEADER
 
     def close(self, *, remove: bool) -> None:
         try:

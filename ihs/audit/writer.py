@@ -173,8 +173,7 @@ class AuditWriter:
     def _open_journal(self) -> Journal:
         if self._journal is None:
             ensure_audit_schema(self.store.engine)
-            self._journal = Journal.create(self.directory,
-                                           synchronous="FULL" if self.durability == "flush" else "NORMAL")
+            self._journal = Journal.create(self.directory, synced=self.durability == "flush")
         return self._journal
 
     def _journal_path(self):
